@@ -1,0 +1,210 @@
+/**
+ * @module manager/store/sqlite — the embedded default Store on bun:sqlite (DESIGN.md §2: one process, one file).
+ *
+ * Durability: WAL with `synchronous = FULL`. The Manager acks operator reports only after a durable commit
+ * (DESIGN.md §3 acks) and the operator then deletes its outbox row, so a commit must survive power loss; in WAL
+ * mode NORMAL may lose the last commits on power failure. FULL costs one fsync of the WAL per commit.
+ */
+import { Database } from "bun:sqlite";
+import { mkdirSync } from "node:fs";
+import { dirname } from "node:path";
+import { KubeNovaError } from "../../shared/errors.ts";
+import type { Logger } from "../../shared/logger.ts";
+import type { SqlDriver, SqlParam } from "./sql-driver.ts";
+import { createSqlStore } from "./sql-store.ts";
+import type { Store } from "./store.ts";
+
+export interface SqliteStoreOptions {
+  /** File path, or ":memory:". */
+  path: string;
+  /** How long a statement waits for another process's write lock before failing with KN-503. */
+  busyTimeoutMs?: number;
+  logger?: Logger;
+}
+
+/** A FIFO async lock: bun:sqlite has one connection, and a transaction spans awaits. */
+class Mutex {
+  private tail: Promise<void> = Promise.resolve();
+
+  async lock(): Promise<() => void> {
+    let release!: () => void;
+    const next = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const previous = this.tail;
+    this.tail = previous.then(() => next);
+    await previous;
+    return release;
+  }
+}
+
+/** SQLite result codes that mean "cannot reach the data right now" rather than "bad statement". */
+const UNAVAILABLE_CODES = /^SQLITE_(BUSY|LOCKED|CANTOPEN|IOERR|FULL|NOTADB|CORRUPT|READONLY)/;
+
+function translate(error: unknown): unknown {
+  const code = (error as { code?: unknown }).code;
+  if (typeof code === "string" && UNAVAILABLE_CODES.test(code)) {
+    return new KubeNovaError("KN-503", `database unavailable (${code})`, {
+      retryable: true,
+      cause: error,
+      context: { adapter: "sqlite", code },
+    });
+  }
+  return error;
+}
+
+/** `$1` → `?1`: bun:sqlite binds numbered parameters positionally. */
+function toSqlite(sql: string): string {
+  return sql.replace(/\$(\d+)/g, "?$1");
+}
+
+function bind(params: readonly SqlParam[]): Array<string | number | null> {
+  return params.map((p) => (typeof p === "boolean" ? (p ? 1 : 0) : p));
+}
+
+class SqliteDriver implements SqlDriver {
+  readonly dialect = "sqlite" as const;
+  private readonly mutex = new Mutex();
+  private closed = false;
+
+  constructor(private readonly db: Database) {}
+
+  private checkOpen(): void {
+    if (this.closed) {
+      throw new KubeNovaError("KN-503", "database is closed", {
+        retryable: true,
+        context: { adapter: "sqlite" },
+      });
+    }
+  }
+
+  /** Runs synchronously on the connection; callers hold the mutex (or are the transaction holding it). */
+  runQuery<T>(sql: string, params: readonly SqlParam[]): T[] {
+    this.checkOpen();
+    try {
+      return this.db.query(toSqlite(sql)).all(...bind(params)) as T[];
+    } catch (error) {
+      throw translate(error);
+    }
+  }
+
+  runExec(sql: string, params: readonly SqlParam[]): number {
+    this.checkOpen();
+    try {
+      return this.db.query(toSqlite(sql)).run(...bind(params)).changes;
+    } catch (error) {
+      throw translate(error);
+    }
+  }
+
+  async query<T = Record<string, unknown>>(sql: string, params: readonly SqlParam[] = []): Promise<T[]> {
+    const release = await this.mutex.lock();
+    try {
+      return this.runQuery<T>(sql, params);
+    } finally {
+      release();
+    }
+  }
+
+  async exec(sql: string, params: readonly SqlParam[] = []): Promise<number> {
+    const release = await this.mutex.lock();
+    try {
+      return this.runExec(sql, params);
+    } finally {
+      release();
+    }
+  }
+
+  /**
+   * BEGIN IMMEDIATE takes the write lock up front, so a transaction never fails half-way on lock upgrade and
+   * other processes on the same file wait (busy_timeout) instead of interleaving. The mutex keeps every other
+   * statement of this process off the connection until COMMIT/ROLLBACK.
+   */
+  async transaction<T>(fn: (tx: SqlDriver) => Promise<T>): Promise<T> {
+    const release = await this.mutex.lock();
+    const tx = new SqliteTransaction(this);
+    try {
+      this.runExec("BEGIN IMMEDIATE", []);
+      try {
+        const result = await fn(tx);
+        this.runExec("COMMIT", []);
+        return result;
+      } catch (error) {
+        if (!this.closed && this.db.inTransaction) this.db.run("ROLLBACK");
+        throw error;
+      }
+    } finally {
+      tx.finished = true;
+      release();
+    }
+  }
+
+  async lockForMigration(): Promise<void> {
+    // Only meaningful inside a transaction, where BEGIN IMMEDIATE already holds the database write lock.
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    const release = await this.mutex.lock();
+    try {
+      this.closed = true;
+      this.db.close();
+    } finally {
+      release();
+    }
+  }
+}
+
+/** The driver a transaction's callback sees: same connection, no mutex (it already holds it). */
+class SqliteTransaction implements SqlDriver {
+  readonly dialect = "sqlite" as const;
+  finished = false;
+
+  constructor(private readonly root: SqliteDriver) {}
+
+  private check(): void {
+    if (this.finished) throw new Error("transaction handle used after the transaction ended");
+  }
+
+  async query<T = Record<string, unknown>>(sql: string, params: readonly SqlParam[] = []): Promise<T[]> {
+    this.check();
+    return this.root.runQuery<T>(sql, params);
+  }
+
+  async exec(sql: string, params: readonly SqlParam[] = []): Promise<number> {
+    this.check();
+    return this.root.runExec(sql, params);
+  }
+
+  transaction<T>(fn: (tx: SqlDriver) => Promise<T>): Promise<T> {
+    this.check();
+    return fn(this);
+  }
+
+  async lockForMigration(): Promise<void> {}
+
+  async close(): Promise<void> {
+    throw new Error("close the store, not a transaction");
+  }
+}
+
+/** Opens (creating if needed) the SQLite database at `path`. Call `migrate()` before use. */
+export async function openSqliteStore(options: SqliteStoreOptions): Promise<Store> {
+  if (options.path !== ":memory:") mkdirSync(dirname(options.path), { recursive: true });
+  let db: Database;
+  try {
+    db = new Database(options.path, { create: true, readwrite: true });
+  } catch (error) {
+    throw new KubeNovaError("KN-503", `cannot open SQLite database at ${options.path}`, {
+      retryable: true,
+      cause: error,
+      context: { adapter: "sqlite", path: options.path },
+    });
+  }
+  db.run(`PRAGMA busy_timeout = ${Math.max(0, Math.floor(options.busyTimeoutMs ?? 5000))}`);
+  db.run("PRAGMA journal_mode = WAL");
+  db.run("PRAGMA synchronous = FULL");
+  db.run("PRAGMA foreign_keys = ON");
+  options.logger?.debug("opened SQLite store", { adapter: "sqlite", path: options.path });
+  return createSqlStore(new SqliteDriver(db), options.logger);
+}
