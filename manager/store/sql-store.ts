@@ -719,7 +719,7 @@ function usageRepo(driver: SqlDriver): UsageRepo {
     // The partial unique index makes a redelivered hourly report a no-op (DESIGN.md §3: exactly-once in the DB).
     insert: async (row) =>
       (await insertIfAbsent(driver, "usage_records", USAGE_COLUMNS, row)) ? "inserted" : "duplicate",
-    list: (filter, options) => {
+    list: async (filter, options) => {
       const { conditions, params } = filterConditions([
         ["tenant", filter.tenant],
         ["cluster_id", filter.clusterId],
@@ -789,7 +789,7 @@ function eventRepo(driver: SqlDriver): EventRepo {
   return {
     insert: async (row) =>
       (await insertIfAbsent(driver, "events", EVENT_COLUMNS, row)) ? "inserted" : "duplicate",
-    list: (filter, options) => {
+    list: async (filter, options) => {
       const { conditions, params } = filterConditions([
         ["cluster_id", filter.clusterId],
         ["tenant", filter.tenant],
@@ -815,7 +815,7 @@ function auditRepo(driver: SqlDriver): AuditRepo {
         throw errors.conflict(`audit record "${row.id}" already exists`);
       }
     },
-    list: (filter, options) => {
+    list: async (filter, options) => {
       const { conditions, params } = filterConditions([
         ["tenant", filter.tenant],
         ["actor", filter.actor],
@@ -844,7 +844,7 @@ function idempotencyRepo(driver: SqlDriver): IdempotencyRepo {
       return rows[0] ? decodeRow<IdempotencyRow>(rows[0], IDEMPOTENCY_COLUMNS) : null;
     },
     put: (row) => insertIfAbsent(driver, "idempotency_keys", IDEMPOTENCY_COLUMNS, row),
-    expire: (createdBefore) =>
+    expire: async (createdBefore) =>
       driver.exec("DELETE FROM idempotency_keys WHERE created_at < $1", [
         normalizeTimestamp(createdBefore, "createdBefore"),
       ]),
@@ -879,7 +879,7 @@ function repositories(driver: SqlDriver): StoreTx {
     tenants: namedRepo(new EntityTable(driver, TENANT)),
     projects: {
       get: (tenant, name) => projects.get([tenant, name]),
-      list: (filter, options) => {
+      list: async (filter, options) => {
         const { conditions, params } = filterConditions([
           ["tenant", filter.tenant],
           ["cluster", filter.cluster],
@@ -892,7 +892,7 @@ function repositories(driver: SqlDriver): StoreTx {
     },
     apps: {
       get: (tenant, project, name) => apps.get([tenant, project, name]),
-      list: (filter, options) => {
+      list: async (filter, options) => {
         const { conditions, params } = filterConditions([
           ["tenant", filter.tenant],
           ["project", filter.project],
