@@ -9,6 +9,9 @@ import { uuidv7 } from "../../shared/ids.ts";
 import { ACCESS_TOKEN_USE, roleScopeProblem } from "./claims.ts";
 import { type AsymmetricAlgorithm, hs256SecretBytes } from "./verifier.ts";
 
+/** A private JWK (RFC 7517), re-exported so callers outside `manager/auth` need not import jose. */
+export type PrivateJwk = JWK;
+
 interface CommonSignerOptions {
   issuer: string;
   audience: string;
@@ -19,7 +22,7 @@ interface CommonSignerOptions {
 export type TokenSignerOptions = CommonSignerOptions &
   (
     | { algorithm: "HS256"; secret: string | Uint8Array }
-    | { algorithm: AsymmetricAlgorithm; privateKey: JWK; keyId: string }
+    | { algorithm: AsymmetricAlgorithm; privateKey: PrivateJwk; keyId: string }
   );
 
 export interface SignClaims {
