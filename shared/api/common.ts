@@ -93,9 +93,6 @@ export const ErrorBody = z
   .meta({ id: "Error", description: "Every error KubeNova answers with" });
 
 /** Kubernetes label selector string, e.g. `env=prod,tier!=db,region in (eu,us),!legacy`. */
-export const LabelSelectorQuery = z
-  .string()
-  .max(1024)
-  .meta({
-    description: "Label selector: `k=v`, `k!=v`, `k in (a,b)`, `k notin (a,b)`, `k`, `!k`, comma-separated",
-  });
+export const LabelSelectorQuery = z.string().max(1024).meta({
+  description: "Label selector: `k=v`, `k!=v`, `k in (a,b)`, `k notin (a,b)`, `k`, `!k`, comma-separated",
+});

@@ -1,0 +1,114 @@
+#!/usr/bin/env bun
+/**
+ * @module kubenova — the one command-line entry point: `kubenova <subcommand>` (also the compiled binary).
+ */
+import { parseArgs } from "node:util";
+import { ROLES, type Role } from "./shared/api/models.ts";
+import { ConfigError, MANAGER_ENV, parseManagerConfig } from "./shared/config.ts";
+import { isKubeNovaError } from "./shared/errors.ts";
+import { createLogger } from "./shared/logger.ts";
+import { buildManager, loadTokenKeys, startManager } from "./manager/main.ts";
+import { KUBENOVA_VERSION } from "./manager/version.ts";
+
+const USAGE = `kubenova ${KUBENOVA_VERSION} — federated multi-datacenter CaaS/PaaS control plane
+
+Usage: kubenova <command> [options]
+
+Commands:
+  manager                 Run the Manager (REST API, dashboard, store) on its configured address
+  token --role R [--tenant T] [--project P] [--ttl 1h] [--subject S]
+                          Print a signed API token (same data dir and secrets as the Manager)
+  migrate                 Apply pending database migrations and exit
+  version                 Print the version
+  help                    This text
+
+Configuration comes from environment variables:
+${Object.entries(MANAGER_ENV)
+  .map(([name, { doc }]) => `  ${name.padEnd(28)} ${doc}`)
+  .join("\n")}
+`;
+
+/** `90`, `90s`, `15m`, `1h`, `7d` → seconds. */
+export function parseDuration(text: string): number {
+  const match = text.trim().match(/^(\d+)\s*(s|m|h|d)?$/);
+  if (!match) throw new Error(`--ttl: cannot read ${JSON.stringify(text)}; use e.g. 600, 15m, 1h or 7d`);
+  const factor = { s: 1, m: 60, h: 3600, d: 86400 }[(match[2] ?? "s") as "s" | "m" | "h" | "d"];
+  return Number(match[1]) * factor;
+}
+
+function fail(message: string): never {
+  process.stderr.write(`kubenova: ${message}\n`);
+  process.exit(2);
+}
+
+async function main(argv: string[]): Promise<void> {
+  const [command, ...rest] = argv;
+  if (command === undefined || command === "help" || command === "--help" || command === "-h") {
+    process.stdout.write(USAGE);
+    return;
+  }
+  if (command === "version" || command === "--version") {
+    process.stdout.write(`kubenova ${KUBENOVA_VERSION} (bun ${Bun.version})\n`);
+    return;
+  }
+  const config = parseManagerConfig(process.env);
+  switch (command) {
+    case "manager": {
+      const logger = createLogger({ level: config.logLevel, base: { component: "manager" } });
+      await startManager(config, logger, { handleSignals: true });
+      return;
+    }
+    case "migrate": {
+      const logger = createLogger({ level: config.logLevel, base: { component: "migrate" } });
+      const runtime = await buildManager(config, logger);
+      const status = await runtime.store.migrationStatus();
+      await runtime.close();
+      process.stdout.write(`schema at version ${status.current} of ${status.latest}\n`);
+      return;
+    }
+    case "token": {
+      const { values } = parseArgs({
+        args: rest,
+        options: {
+          role: { type: "string" },
+          tenant: { type: "string" },
+          project: { type: "string" },
+          ttl: { type: "string", default: "1h" },
+          subject: { type: "string" },
+        },
+        strict: true,
+      });
+      if (!values.role || !(ROLES as readonly string[]).includes(values.role)) {
+        fail(`--role must be one of ${ROLES.join(", ")}`);
+      }
+      // Logs go to stderr so `$(kubenova token …)` captures only the token.
+      const logger = createLogger({
+        level: config.logLevel,
+        base: { component: "token" },
+        sink: (line) => process.stderr.write(`${line}\n`),
+      });
+      const { signer } = await loadTokenKeys(config, logger);
+      if (!signer)
+        fail("no signing key: with KUBENOVA_JWT_JWKS set, KUBENOVA_JWT_SIGNING_KEY must name a private JWK");
+      const signed = await signer.sign({
+        subject: values.subject ?? `cli:${values.role}`,
+        role: values.role as Role,
+        tenant: values.tenant,
+        project: values.project,
+        ttlSeconds: parseDuration(values.ttl ?? "1h"),
+      });
+      process.stdout.write(`${signed.token}\n`);
+      return;
+    }
+    default:
+      fail(`unknown command ${JSON.stringify(command)}\n\n${USAGE}`);
+  }
+}
+
+if (import.meta.main) {
+  main(process.argv.slice(2)).catch((error: unknown) => {
+    if (error instanceof ConfigError) fail(`configuration error: ${error.message}`);
+    if (isKubeNovaError(error)) fail(`${error.code}: ${error.message}`);
+    fail(error instanceof Error ? (error.stack ?? error.message) : String(error));
+  });
+}

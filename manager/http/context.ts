@@ -1,0 +1,31 @@
+/** Types shared by the HTTP layer: the Hono environment and the services a Manager app is built from. */
+import type { OpenAPIHono } from "@hono/zod-openapi";
+import type { Logger } from "../../shared/logger.ts";
+import type { ServiceDeps } from "../services/context.ts";
+
+import type { Principal } from "../auth/claims.ts";
+import type { TokenSigner } from "../auth/signer.ts";
+import type { TokenVerifier } from "../auth/verifier.ts";
+
+export type { Principal, TokenSigner, TokenVerifier };
+
+export interface AppServices extends ServiceDeps {
+  verifier: TokenVerifier;
+  signer: TokenSigner;
+  options: {
+    bodyLimitBytes: number;
+    /** Development only: trust `X-KN-Roles` (DESIGN.md §4 says never by default). */
+    insecureDevAuth: boolean;
+    version: string;
+  };
+}
+
+export type AppEnv = {
+  Variables: {
+    requestId: string;
+    logger: Logger;
+    principal: Principal;
+  };
+};
+
+export type ManagerApp = OpenAPIHono<AppEnv>;

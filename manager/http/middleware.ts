@@ -1,0 +1,104 @@
+/** Cross-cutting HTTP middleware: request ids and logs, body limits, content types, authentication. */
+import type { MiddlewareHandler } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import { Role } from "../../shared/api/models.ts";
+import { KubeNovaError } from "../../shared/errors.ts";
+import { uuidv7 } from "../../shared/ids.ts";
+import type { Logger } from "../../shared/logger.ts";
+import type { AppEnv, Principal, TokenVerifier } from "./context.ts";
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+export function requestContext(logger: Logger): MiddlewareHandler<AppEnv> {
+  return async (c, next) => {
+    const incoming = c.req.header("x-request-id");
+    const requestId = incoming && REQUEST_ID.test(incoming) ? incoming : uuidv7();
+    const log = logger.child({ request_id: requestId });
+    c.set("requestId", requestId);
+    c.set("logger", log);
+    c.header("X-Request-Id", requestId);
+    const started = performance.now();
+    await next();
+    const principal = c.get("principal");
+    log.info("request", {
+      method: c.req.method,
+      path: c.req.path,
+      status: c.res.status,
+      duration_ms: Math.round((performance.now() - started) * 100) / 100,
+      subject: principal?.subject,
+      tenant: principal?.tenant ?? undefined,
+    });
+  };
+}
+
+export function limitBody(maxBytes: number): MiddlewareHandler<AppEnv> {
+  return bodyLimit({
+    maxSize: maxBytes,
+    onError: () => {
+      throw new KubeNovaError("KN-413", `request body exceeds ${maxBytes} bytes`);
+    },
+  });
+}
+
+/** Bodies must be JSON; an empty body is fine for operations that take none. */
+export function requireJson(): MiddlewareHandler<AppEnv> {
+  return async (c, next) => {
+    if (["POST", "PUT", "PATCH"].includes(c.req.method)) {
+      const length = c.req.header("content-length");
+      const hasBody =
+        (length !== undefined && length !== "0") || c.req.header("transfer-encoding") !== undefined;
+      const type = (c.req.header("content-type") ?? "").split(";")[0]!.trim().toLowerCase();
+      if (hasBody && type !== "application/json" && !/^application\/[\w.+-]+\+json$/.test(type)) {
+        throw new KubeNovaError(
+          "KN-415",
+          `content-type must be application/json, not ${JSON.stringify(type || "(none)")}`,
+        );
+      }
+    }
+    await next();
+  };
+}
+
+function devPrincipal(header: string, subject: string | undefined): Principal {
+  // `X-KN-Roles: tenantOwner; tenant=acme; project=web`
+  const [roleText, ...pairs] = header.split(";").map((s) => s.trim());
+  const role = Role.safeParse(roleText);
+  if (!role.success)
+    throw new KubeNovaError("KN-401", `X-KN-Roles: unknown role ${JSON.stringify(roleText)}`);
+  const attrs = Object.fromEntries(pairs.map((p) => p.split("=").map((s) => s.trim()) as [string, string]));
+  return {
+    subject: subject ?? "dev",
+    role: role.data,
+    tenant: attrs.tenant ?? null,
+    project: attrs.project ?? null,
+    expiresAt: null,
+    tokenId: null,
+  };
+}
+
+export function authenticate(options: {
+  verifier: TokenVerifier;
+  insecureDevAuth: boolean;
+  logger: Logger;
+}): MiddlewareHandler<AppEnv> {
+  if (options.insecureDevAuth) {
+    options.logger.warn(
+      "INSECURE DEV AUTH IS ON: X-KN-Roles headers are trusted without a token; never use in production",
+    );
+  }
+  return async (c, next) => {
+    const authorization = c.req.header("authorization");
+    if (authorization) {
+      const match = authorization.match(/^Bearer\s+(\S+)\s*$/i);
+      if (!match) throw new KubeNovaError("KN-401", "Authorization header must be 'Bearer <token>'");
+      c.set("principal", await options.verifier.verify(match[1]!));
+    } else if (options.insecureDevAuth && c.req.header("x-kn-roles")) {
+      c.get("logger").warn("request authenticated by X-KN-Roles (insecure dev mode)");
+      c.set("principal", devPrincipal(c.req.header("x-kn-roles")!, c.req.header("x-kn-subject")));
+    } else {
+      c.header("WWW-Authenticate", 'Bearer realm="kubenova"');
+      throw new KubeNovaError("KN-401", "a bearer token is required (Authorization: Bearer <token>)");
+    }
+    await next();
+  };
+}

@@ -1,0 +1,118 @@
+/** `/api/v1/me`, `/api/v1/tokens`, `/api/v1/audit`: who am I, tokens within my authority, the audit trail. */
+import { createRoute } from "@hono/zod-openapi";
+import { z } from "zod";
+import { PageQuery, pageOf, TenantName } from "../../../shared/api/common.ts";
+import { AuditEntry, Me, TokenRequest, TokenResponse } from "../../../shared/api/models.ts";
+import { KubeNovaError } from "../../../shared/errors.ts";
+import { canIssue } from "../../auth/roles.ts";
+import { audit } from "../../services/context.ts";
+import { requireAccess } from "../authz.ts";
+import type { AppServices, ManagerApp } from "../context.ts";
+import { actorOf, pageRequest } from "../helpers.ts";
+import { body, errorResponses, json } from "./shared.ts";
+
+const security = [{ bearerAuth: [] }];
+
+export function registerIdentityRoutes(app: ManagerApp, services: AppServices): void {
+  app.openapi(
+    createRoute({
+      operationId: "getMe",
+      method: "get",
+      path: "/api/v1/me",
+      tags: ["identity"],
+      security,
+      summary: "The caller's identity and scope",
+      middleware: [requireAccess("getMe")] as const,
+      responses: { 200: json(Me, "Who the token stands for"), ...errorResponses() },
+    }),
+    async (c) => {
+      const p = c.get("principal");
+      return c.json(
+        {
+          subject: p.subject,
+          role: p.role,
+          tenant: p.tenant,
+          project: p.project,
+          expiresAt: p.expiresAt?.toISOString() ?? null,
+        },
+        200,
+      );
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      operationId: "issueToken",
+      method: "post",
+      path: "/api/v1/tokens",
+      tags: ["identity"],
+      security,
+      summary: "Issue a token within the caller's own authority",
+      description:
+        "The role must be one the caller may grant, the scope no wider than the caller's, and the token may not outlive the caller's.",
+      middleware: [requireAccess("issueToken")] as const,
+      request: body(TokenRequest),
+      responses: { 201: json(TokenResponse, "The new token"), ...errorResponses(403, 413, 415) },
+    }),
+    async (c) => {
+      const input = c.req.valid("json");
+      const principal = c.get("principal");
+      const decision = canIssue(principal, input, services.clock());
+      if (!decision.ok) throw new KubeNovaError("KN-403", decision.reason);
+      const subject = input.subject ?? principal.subject;
+      const signed = await services.signer.sign({
+        subject,
+        role: input.role,
+        tenant: input.tenant,
+        project: input.project,
+        ttlSeconds: input.ttlSeconds,
+      });
+      await audit(services.store, services, actorOf(c), {
+        action: "token.issue",
+        resource: `tokens/${subject}`,
+        tenant: input.tenant ?? null,
+        details: { role: input.role, project: input.project ?? null, ttlSeconds: input.ttlSeconds },
+      });
+      return c.json(
+        {
+          token: signed.token,
+          expiresAt: signed.expiresAt.toISOString(),
+          role: input.role,
+          tenant: input.tenant ?? null,
+          project: input.project ?? null,
+        },
+        201,
+      );
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      operationId: "listAudit",
+      method: "get",
+      path: "/api/v1/audit",
+      tags: ["identity"],
+      security,
+      summary: "The audit trail, newest first",
+      middleware: [requireAccess("listAudit")] as const,
+      request: {
+        query: PageQuery.extend({
+          tenant: TenantName.optional(),
+          actor: z.string().max(256).optional(),
+        }).strict(),
+      },
+      responses: {
+        200: json(pageOf(AuditEntry, "AuditPage"), "A page of audit entries"),
+        ...errorResponses(403),
+      },
+    }),
+    async (c) => {
+      const query = c.req.valid("query");
+      const page = await services.store.audit.list(
+        { ...(query.tenant ? { tenant: query.tenant } : {}), ...(query.actor ? { actor: query.actor } : {}) },
+        pageRequest(query),
+      );
+      return c.json(page, 200);
+    },
+  );
+}

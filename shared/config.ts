@@ -1,0 +1,163 @@
+/**
+ * @module shared/config — every environment variable KubeNova reads, parsed once with zod at startup.
+ * A bad value fails with a message naming the variable; nothing else in the code reads `process.env`.
+ */
+import { z } from "zod";
+
+export class ConfigError extends Error {
+  constructor(
+    readonly variable: string,
+    message: string,
+  ) {
+    super(`${variable}: ${message}`);
+    this.name = "ConfigError";
+  }
+}
+
+const bool = z
+  .enum(["1", "0", "true", "false", "yes", "no", "on", "off", ""])
+  .transform((value) => ["1", "true", "yes", "on"].includes(value));
+
+const port = z.coerce.number().int().min(0).max(65535);
+
+const LOG_LEVELS = ["debug", "info", "warn", "error"] as const;
+
+/** The Manager's variables: name → schema (with default) and the description shown in the README table. */
+export const MANAGER_ENV = {
+  KUBENOVA_HTTP_HOST: {
+    schema: z.string().min(1).default("127.0.0.1"),
+    doc: "Address the API and dashboard listen on (use 0.0.0.0 to expose)",
+  },
+  KUBENOVA_HTTP_PORT: { schema: port.default(8080), doc: "HTTP port (0 picks a free port)" },
+  KUBENOVA_DATA_DIR: {
+    schema: z.string().min(1).default("./data"),
+    doc: "Where the SQLite database, generated secrets and keys live",
+  },
+  KUBENOVA_DATABASE_URL: {
+    schema: z
+      .string()
+      .regex(
+        /^(postgres(ql)?:\/\/|sqlite:|file:)/,
+        "must start with postgres://, postgresql://, sqlite: or file:",
+      )
+      .optional(),
+    doc: "`postgres://…` selects Postgres; default: SQLite file `kubenova.db` in the data dir",
+  },
+  KUBENOVA_JWT_SECRET: {
+    schema: z
+      .string()
+      .refine((s) => new TextEncoder().encode(s).length >= 32, "must be at least 32 bytes")
+      .optional(),
+    doc: "HS256 signing secret (≥ 32 bytes). Unset: a development secret is generated into the data dir",
+  },
+  KUBENOVA_JWT_JWKS: {
+    schema: z.string().min(1).optional(),
+    doc: "RS256/ES256 verification keys: a JWKS URL (https://…) or file path. Replaces HS256 when set",
+  },
+  KUBENOVA_JWT_ALGORITHMS: {
+    schema: z
+      .string()
+      .default("RS256,ES256")
+      .transform((s) => s.split(",").map((a) => a.trim()))
+      .pipe(z.array(z.enum(["RS256", "ES256"])).min(1)),
+    doc: "Accepted asymmetric algorithms with a JWKS (comma-separated)",
+  },
+  KUBENOVA_JWT_SIGNING_KEY: {
+    schema: z.string().min(1).optional(),
+    doc: "File with a private JWK (with `kid`) that `kubenova token` signs with in JWKS mode",
+  },
+  KUBENOVA_JWT_ISSUER: { schema: z.string().min(1).default("kubenova"), doc: "Required `iss` of API tokens" },
+  KUBENOVA_JWT_AUDIENCE: {
+    schema: z.string().min(1).default("kubenova-api"),
+    doc: "Required `aud` of API tokens",
+  },
+  KUBENOVA_JWT_LEEWAY_SECONDS: {
+    schema: z.coerce.number().int().min(0).max(60).default(30),
+    doc: "Clock skew tolerated on `exp`/`nbf` (at most 60)",
+  },
+  KUBENOVA_KEK: {
+    schema: z.string().min(1).optional(),
+    doc: "Key-encryption keys `id:base64key,…` (32-byte keys). Unset: generated into the data dir",
+  },
+  KUBENOVA_KEK_ACTIVE: {
+    schema: z.string().min(1).optional(),
+    doc: "Id of the KEK new secrets are wrapped with",
+  },
+  KUBENOVA_BODY_LIMIT_BYTES: {
+    schema: z.coerce
+      .number()
+      .int()
+      .min(1024)
+      .max(64 * 1024 * 1024)
+      .default(1024 * 1024),
+    doc: "Largest accepted request body (larger → 413)",
+  },
+  KUBENOVA_INSECURE_DEV_AUTH: {
+    schema: bool.default(false),
+    doc: "Development only: accept the `X-KN-Roles` header instead of a token (logged loudly)",
+  },
+  KUBENOVA_LOG_LEVEL: { schema: z.enum(LOG_LEVELS).default("info"), doc: "debug, info, warn or error" },
+} as const;
+
+type EnvSpec = Record<string, { schema: z.ZodType; doc: string }>;
+type Parsed<S extends EnvSpec> = { [K in keyof S]: z.output<S[K]["schema"]> };
+
+/** Parses `env` against a spec; the first bad variable throws a ConfigError naming it. */
+export function parseEnv<S extends EnvSpec>(spec: S, env: Record<string, string | undefined>): Parsed<S> {
+  const out: Record<string, unknown> = {};
+  for (const [name, { schema }] of Object.entries(spec)) {
+    const raw = env[name];
+    const result = schema.safeParse(raw === "" ? undefined : raw);
+    if (!result.success) {
+      const issue = result.error.issues[0];
+      throw new ConfigError(name, `${issue?.message ?? "invalid value"} (got ${JSON.stringify(raw)})`);
+    }
+    out[name] = result.data;
+  }
+  return out as Parsed<S>;
+}
+
+export type ManagerEnv = Parsed<typeof MANAGER_ENV>;
+
+export interface ManagerConfig {
+  http: { host: string; port: number; bodyLimitBytes: number };
+  dataDir: string;
+  databaseUrl: string | null;
+  jwt: {
+    secret: string | null;
+    jwks: string | null;
+    algorithms: Array<"RS256" | "ES256">;
+    signingKeyFile: string | null;
+    issuer: string;
+    audience: string;
+    leewaySeconds: number;
+  };
+  kek: { keys: string | null; activeKeyId: string | null };
+  insecureDevAuth: boolean;
+  logLevel: (typeof LOG_LEVELS)[number];
+}
+
+export function parseManagerConfig(env: Record<string, string | undefined>): ManagerConfig {
+  const e = parseEnv(MANAGER_ENV, env);
+  return {
+    http: {
+      host: e.KUBENOVA_HTTP_HOST,
+      port: e.KUBENOVA_HTTP_PORT,
+      bodyLimitBytes: e.KUBENOVA_BODY_LIMIT_BYTES,
+    },
+    dataDir: e.KUBENOVA_DATA_DIR,
+    databaseUrl: e.KUBENOVA_DATABASE_URL ?? null,
+    jwt: {
+      secret: e.KUBENOVA_JWT_SECRET ?? null,
+      jwks: e.KUBENOVA_JWT_JWKS ?? null,
+      algorithms: e.KUBENOVA_JWT_ALGORITHMS,
+      signingKeyFile: e.KUBENOVA_JWT_SIGNING_KEY ?? null,
+      issuer: e.KUBENOVA_JWT_ISSUER,
+      audience: e.KUBENOVA_JWT_AUDIENCE,
+      leewaySeconds: e.KUBENOVA_JWT_LEEWAY_SECONDS,
+    },
+    kek: { keys: e.KUBENOVA_KEK ?? null, activeKeyId: e.KUBENOVA_KEK_ACTIVE ?? null },
+    insecureDevAuth: e.KUBENOVA_INSECURE_DEV_AUTH,
+    logLevel: e.KUBENOVA_LOG_LEVEL,
+  };
+}
