@@ -4,12 +4,11 @@
  * database and secrets.
  */
 import { mkdir, readFile } from "node:fs/promises";
-import type { JWK } from "jose";
 import type { ManagerConfig } from "../shared/config.ts";
 import { KubeNovaError } from "../shared/errors.ts";
 import type { Logger } from "../shared/logger.ts";
 import { loadOrCreateJwtSecret } from "./auth/secret.ts";
-import { createTokenSigner, type TokenSigner } from "./auth/signer.ts";
+import { createTokenSigner, type PrivateJwk, type TokenSigner } from "./auth/signer.ts";
 import { createTokenVerifier, type TokenVerifier } from "./auth/verifier.ts";
 import { createEnvelope, type Envelope } from "./crypto/envelope.ts";
 import { loadOrCreateKeyring } from "./crypto/keyring-file.ts";
@@ -41,7 +40,7 @@ export async function loadTokenKeys(config: ManagerConfig, logger: Logger): Prom
     });
     let signer: TokenSigner | null = null;
     if (config.jwt.signingKeyFile) {
-      const jwk = JSON.parse(await readFile(config.jwt.signingKeyFile, "utf8")) as JWK;
+      const jwk = JSON.parse(await readFile(config.jwt.signingKeyFile, "utf8")) as PrivateJwk;
       const algorithm = jwk.kty === "EC" ? "ES256" : "RS256";
       signer = createTokenSigner({ ...common, algorithm, privateKey: jwk, keyId: jwk.kid ?? "" });
     }
