@@ -123,6 +123,8 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
   const kubeconfig = (user?: { token: string }): string => {
     const cluster: Record<string, unknown> = { server: url };
     if (tls) cluster["certificate-authority-data"] = Buffer.from(tls.caPem).toString("base64");
+    // @kubernetes/client-node 2.0 refuses http:// servers unless TLS verification is explicitly skipped.
+    else cluster["insecure-skip-tls-verify"] = true;
     const userName = user ? "token-user" : "admin";
     return stringify(
       {
