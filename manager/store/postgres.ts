@@ -135,3 +135,27 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
   });
   return createSqlStore(new PostgresDriver(sql, false), logger);
 }
+
+/**
+ * Runs administrative statements (CREATE/DROP DATABASE, CREATE SCHEMA …) outside any transaction on one
+ * short-lived connection — for provisioning and tests, which must not import `postgres` themselves.
+ * Unreachable servers fail with KN-503.
+ */
+export async function executePostgresAdmin(options: {
+  url: string;
+  statements: string[];
+  connectTimeoutSeconds?: number;
+}): Promise<void> {
+  const sql = postgres(options.url, {
+    max: 1,
+    connect_timeout: options.connectTimeoutSeconds ?? 10,
+    onnotice: () => {},
+  });
+  try {
+    for (const statement of options.statements) await sql.unsafe(statement);
+  } catch (error) {
+    throw translate(error);
+  } finally {
+    await sql.end({ timeout: 1 });
+  }
+}
