@@ -6,6 +6,7 @@
  * mode NORMAL may lose the last commits on power failure. FULL costs one fsync of the WAL per commit.
  */
 import { Database } from "bun:sqlite";
+import { AsyncLocalStorage } from "node:async_hooks";
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import { KubeNovaError } from "../../shared/errors.ts";
@@ -65,6 +66,8 @@ function bind(params: readonly SqlParam[]): Array<string | number | null> {
 class SqliteDriver implements SqlDriver {
   readonly dialect = "sqlite" as const;
   private readonly mutex = new Mutex();
+  /** The open transaction of the current async context, to fail fast instead of deadlocking on the mutex. */
+  private readonly current = new AsyncLocalStorage<SqliteTransaction>();
   private closed = false;
 
   constructor(private readonly db: Database) {}
@@ -97,7 +100,18 @@ class SqliteDriver implements SqlDriver {
     }
   }
 
+  /** Using the store (not the `tx` handle) inside its own transaction would wait for itself forever. */
+  private checkNotInsideTransaction(): void {
+    const tx = this.current.getStore();
+    if (tx && !tx.finished) {
+      throw new KubeNovaError("KN-500", "store used inside a transaction: use the transaction's handle", {
+        context: { adapter: "sqlite" },
+      });
+    }
+  }
+
   async query<T = Record<string, unknown>>(sql: string, params: readonly SqlParam[] = []): Promise<T[]> {
+    this.checkNotInsideTransaction();
     const release = await this.mutex.lock();
     try {
       return this.runQuery<T>(sql, params);
@@ -107,6 +121,7 @@ class SqliteDriver implements SqlDriver {
   }
 
   async exec(sql: string, params: readonly SqlParam[] = []): Promise<number> {
+    this.checkNotInsideTransaction();
     const release = await this.mutex.lock();
     try {
       return this.runExec(sql, params);
@@ -121,12 +136,13 @@ class SqliteDriver implements SqlDriver {
    * statement of this process off the connection until COMMIT/ROLLBACK.
    */
   async transaction<T>(fn: (tx: SqlDriver) => Promise<T>): Promise<T> {
+    this.checkNotInsideTransaction();
     const release = await this.mutex.lock();
     const tx = new SqliteTransaction(this);
     try {
       this.runExec("BEGIN IMMEDIATE", []);
       try {
-        const result = await fn(tx);
+        const result = await this.current.run(tx, () => fn(tx));
         this.runExec("COMMIT", []);
         return result;
       } catch (error) {

@@ -39,6 +39,23 @@ describe("sqlite store", () => {
     }
   });
 
+  test("using the store instead of the tx handle inside a transaction fails fast instead of deadlocking", async () => {
+    const store = await openSqliteStore({ path: ":memory:" });
+    try {
+      await store.migrate();
+      const inner = await store
+        .transaction(async (tx) => {
+          await tx.settings.put("a", "1");
+          return store.settings.get("a");
+        })
+        .catch((error: unknown) => error);
+      expect(inner).toMatchObject({ code: "KN-500" });
+      expect(await store.settings.get("a")).toBeNull();
+    } finally {
+      await store.close();
+    }
+  });
+
   test("an unmigrated database reports version 0; migrate logs what it applied", async () => {
     const logger = createMemoryLogger();
     const store = await openSqliteStore({ path: ":memory:", logger });
