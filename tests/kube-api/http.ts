@@ -368,6 +368,9 @@ function watchResponse(ctx: HttpContext, t: Target, q: URLSearchParams): Respons
         }
       };
       cleanup = close;
+      // Bun sends response headers with the first chunk; a watch with nothing to report yet must still
+      // answer 200 at once (clients await the headers). Whitespace between JSON events is valid framing.
+      controller.enqueue(encoder.encode("\n"));
       const onEvent = (e: StoredEvent) => {
         const now = matches(e.object);
         if (e.type === "ADDED") {
