@@ -23,8 +23,8 @@ describe("TokenRequest and RBAC", () => {
     h = await startHarness();
     await h.core.createNamespace({ body: { metadata: { name: "acme" } } });
     const tr = await serviceAccountToken("acme", "owner");
-    expect(tr.status?.token.split(".")).toHaveLength(3);
-    const lifetimeMs = new Date(tr.status!.expirationTimestamp).getTime() - Date.now();
+    expect(tr.status?.token?.split(".")).toHaveLength(3);
+    const lifetimeMs = new Date(tr.status?.expirationTimestamp ?? 0).getTime() - Date.now();
     expect(lifetimeMs).toBeGreaterThan(3500_000);
     expect(lifetimeMs).toBeLessThanOrEqual(3600_000);
     const short = await rejection(
@@ -43,7 +43,7 @@ describe("TokenRequest and RBAC", () => {
   test("a ServiceAccount is forbidden until a RoleBinding grants a role; view does not allow writes", async () => {
     h = await startHarness();
     await h.core.createNamespace({ body: { metadata: { name: "acme" } } });
-    const token = (await serviceAccountToken("acme", "readonly")).status!.token;
+    const token = (await serviceAccountToken("acme", "readonly")).status?.token ?? "";
     const sa = clientFor(h.server, token).makeApiClient(k8s.CoreV1Api);
     const denied = await rejection(sa.listNamespacedPod({ namespace: "acme" }));
     expect(denied.code).toBe(403);
@@ -72,7 +72,7 @@ describe("TokenRequest and RBAC", () => {
   test("a Role with resourceNames and the edit ClusterRole allow exactly what they list", async () => {
     h = await startHarness();
     await h.core.createNamespace({ body: { metadata: { name: "acme" } } });
-    const token = (await serviceAccountToken("acme", "owner")).status!.token;
+    const token = (await serviceAccountToken("acme", "owner")).status?.token ?? "";
     const kc = clientFor(h.server, token);
     const rbac = h.kc.makeApiClient(k8s.RbacAuthorizationV1Api);
     await rbac.createNamespacedRole({
@@ -124,7 +124,7 @@ describe("TokenRequest and RBAC", () => {
 
   test("tokens stop working when expired or when their ServiceAccount is deleted", async () => {
     h = await startHarness();
-    const token = (await serviceAccountToken("default", "temp")).status!.token;
+    const token = (await serviceAccountToken("default", "temp")).status?.token ?? "";
     const probe = () => fetch(`${h.server.url}/api`, { headers: { authorization: `Bearer ${token}` } });
     expect((await probe()).status).toBe(200);
     await h.core.deleteNamespacedServiceAccount({ name: "temp", namespace: "default" });

@@ -89,7 +89,7 @@ describe("watch", () => {
     await waitFor(() => w.seen.some((e) => e.type === "BOOKMARK"), "a bookmark");
     const bookmark = w.seen.find((e) => e.type === "BOOKMARK");
     expect(
-      Number((bookmark?.object.metadata as { resourceVersion: string }).resourceVersion),
+      Number((bookmark?.object.metadata as { resourceVersion?: string } | undefined)?.resourceVersion),
     ).toBeGreaterThan(0);
     await waitFor(() => w.isDone(), "timeout to close the stream");
   });
