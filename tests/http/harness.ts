@@ -21,7 +21,10 @@ export interface TestManager {
   services: AppServices;
   store: Store;
   logs: ReturnType<typeof createMemoryLogger>["records"];
-  token(role: Role, scope?: { tenant?: string; project?: string; subject?: string; ttlSeconds?: number }): Promise<string>;
+  token(
+    role: Role,
+    scope?: { tenant?: string; project?: string; subject?: string; ttlSeconds?: number },
+  ): Promise<string>;
   /** `fetch`-like call; `body` objects are sent as JSON. */
   call(
     method: string,
@@ -37,7 +40,10 @@ export async function createTestManager(
   const logger = createMemoryLogger("debug");
   const store = await openSqliteStore({ path: ":memory:", logger });
   await store.migrate();
-  const keyring = createKeyring({ keys: [{ id: "test", key: new Uint8Array(32).fill(7) }], activeKeyId: "test" });
+  const keyring = createKeyring({
+    keys: [{ id: "test", key: new Uint8Array(32).fill(7) }],
+    activeKeyId: "test",
+  });
   const clock = options.now ?? (() => new Date());
   const common = { issuer: ISSUER, audience: AUDIENCE };
   const signer = createTokenSigner({ ...common, algorithm: "HS256", secret: TEST_SECRET, now: clock });
@@ -63,7 +69,9 @@ export async function createTestManager(
     logs: logger.records,
     async token(role, scope = {}) {
       const signed = await signer.sign({
-        subject: scope.subject ?? `${role}${scope.tenant ? `@${scope.tenant}` : ""}${scope.project ? `/${scope.project}` : ""}`,
+        subject:
+          scope.subject ??
+          `${role}${scope.tenant ? `@${scope.tenant}` : ""}${scope.project ? `/${scope.project}` : ""}`,
         role,
         tenant: scope.tenant,
         project: scope.project,
@@ -105,9 +113,16 @@ export async function seedWorld(m: TestManager): Promise<{ admin: string }> {
   await ok("POST", "/api/v1/clusters", { name: "dc1", datacenter: "fra", labels: { region: "eu" } });
   await ok("POST", "/api/v1/clusters", { name: "dc2", datacenter: "ams", labels: { region: "eu" } });
   await ok("POST", "/api/v1/plans", { name: "default", quotas: { cpu: "4", memory: "8Gi", pods: 50 } });
-  await ok("POST", "/api/v1/policysets", { name: "baseline", traits: [{ type: "scaler", properties: { replicas: 1 } }] });
+  await ok("POST", "/api/v1/policysets", {
+    name: "baseline",
+    traits: [{ type: "scaler", properties: { replicas: 1 } }],
+  });
   for (const tenant of ["acme", "globex"]) {
-    await ok("POST", "/api/v1/tenants", { name: tenant, owners: [`owner@${tenant}`], clusters: ["dc1", "dc2"] });
+    await ok("POST", "/api/v1/tenants", {
+      name: tenant,
+      owners: [`owner@${tenant}`],
+      clusters: ["dc1", "dc2"],
+    });
     await ok("POST", `/api/v1/tenants/${tenant}/projects`, { name: "web", cluster: "dc1" });
     await ok("POST", `/api/v1/tenants/${tenant}/projects/web/apps`, { name: "site", spec: SAMPLE_SPEC });
   }
