@@ -20,6 +20,11 @@ export function errorBody(code: ErrorCode, message: string, requestId: string, d
 
 export function respondError(c: Context<AppEnv>, error: KubeNovaError): Response {
   const status = ERROR_CODES[error.code].status;
+  // RFC 9110 §11.6.1: every 401 carries a challenge, also for a token that was present but invalid (RFC 6750 §3).
+  if (error.code === "KN-401") {
+    const presented = c.req.header("authorization") !== undefined;
+    c.header("WWW-Authenticate", `Bearer realm="kubenova"${presented ? ', error="invalid_token"' : ""}`);
+  }
   if (error.code === "KN-429" && typeof error.context.retryAfterSeconds === "number") {
     c.header("Retry-After", String(error.context.retryAfterSeconds));
   }

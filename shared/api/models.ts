@@ -157,7 +157,20 @@ export const PlanCreate = z
   .strict()
   .meta({ id: "PlanCreate" });
 
-export const PlanUpdate = PlanCreate.omit({ name: true }).partial().strict().meta({ id: "PlanUpdate" });
+// Explicit, without PlanCreate's defaults: `.partial()` keeps a field's `.default()`, so a PATCH that names only
+// `displayName` would otherwise reset quotas, traits, policies and allowLoadBalancers.
+export const PlanUpdate = z
+  .object({
+    displayName: DisplayName.optional(),
+    description: z.string().max(1024).optional(),
+    quotas: PlanQuotas.optional(),
+    limitRange: PlanLimitRange.optional(),
+    allowLoadBalancers: z.boolean().optional(),
+    traits: z.array(Trait).max(32).optional(),
+    policies: z.array(Policy).max(32).optional(),
+  })
+  .strict()
+  .meta({ id: "PlanUpdate" });
 
 export const Plan = z
   .object({
@@ -191,8 +204,14 @@ export const PolicySetCreate = z
   .strict()
   .meta({ id: "PolicySetCreate" });
 
-export const PolicySetUpdate = PolicySetCreate.omit({ name: true })
-  .partial()
+// Explicit for the same reason as PlanUpdate: no defaults, so omitted fields stay as they are.
+export const PolicySetUpdate = z
+  .object({
+    description: z.string().max(1024).optional(),
+    traits: z.array(Trait).max(32).optional(),
+    policies: z.array(Policy).max(32).optional(),
+    allowedComponentTypes: PolicySetCreate.shape.allowedComponentTypes,
+  })
   .strict()
   .meta({ id: "PolicySetUpdate" });
 
