@@ -83,8 +83,10 @@ describe("platform rules", () => {
       ],
     };
     const merged = mergePlatformRules(spec, [...traits], [...policies]);
-    expect(merged.components[0]!.traits).toEqual(expectedTraits ?? spec.components[0]!.traits);
-    expect(merged.policies).toEqual(expectedPolicies ?? spec.policies);
+    expect(merged.components[0]!.traits).toEqual(
+      structuredClone(expectedTraits ?? spec.components[0]!.traits) as never,
+    );
+    expect(merged.policies).toEqual(structuredClone(expectedPolicies ?? spec.policies) as never);
     // the input is never mutated
     expect(spec.components[0]!.traits[1]).toEqual({ type: "scaler", properties: { replicas: 5 } });
   });
