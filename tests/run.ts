@@ -26,3 +26,4 @@ const failed = count("fail");
 const skipped = count("skip");
 process.stdout.write(`\n${passed} passed, ${failed} failed${skipped > 0 ? `, ${skipped} skipped` : ""}\n`);
 process.exit(code !== 0 ? code : passed === 0 ? 1 : 0);
+export {};

@@ -19,7 +19,7 @@ describe("OpenAPI document", async () => {
   test("is valid OpenAPI 3.1", async () => {
     expect(doc.openapi).toBe("3.1.0");
     const validator = new Validator();
-    const result = await validator.validate(structuredClone(doc) as object);
+    const result = await validator.validate(structuredClone(doc) as Parameters<Validator["validate"]>[0]);
     if (!result.valid) console.error(JSON.stringify(result.errors, null, 2).slice(0, 4000));
     expect(result.valid).toBe(true);
     expect(validator.version).toBe("3.1");
