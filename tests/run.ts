@@ -3,6 +3,8 @@
  * line CI reads, `N passed, N failed` (plus `, N skipped`). Exits with bun's status, non-zero if nothing ran.
  */
 const args = process.argv.slice(2);
+// Per-test default for suites that start real servers and processes on a shared 2-core machine.
+if (!args.some((a) => a.startsWith("--timeout"))) args.push("--timeout=30000");
 const child = Bun.spawn(["bun", "test", ...args], {
   stdout: "pipe",
   stderr: "pipe",
