@@ -97,6 +97,92 @@ export const MANAGER_ENV = {
     doc: "Development only: accept the `X-KN-Roles` header instead of a token (logged loudly)",
   },
   KUBENOVA_LOG_LEVEL: { schema: z.enum(LOG_LEVELS).default("info"), doc: "debug, info, warn or error" },
+  KUBENOVA_PUBLIC_URL: {
+    schema: z.url().optional(),
+    doc: "URL operators and users reach the Manager's API at (default: http://<host>:<port>)",
+  },
+  KUBENOVA_MQTT_HOST: {
+    schema: z.string().min(1).optional(),
+    doc: "Address the embedded MQTT broker listens on (default: the HTTP host)",
+  },
+  KUBENOVA_MQTT_PORT: { schema: port.default(8883), doc: "MQTT over mutual TLS port of the embedded broker" },
+  KUBENOVA_MQTT_PUBLIC_URL: {
+    schema: z
+      .string()
+      .regex(/^mqtts:\/\/[^/\s]+$/, "must look like mqtts://host:port")
+      .optional(),
+    doc: "Broker URL handed to operators at enrolment (default: mqtts://<mqtt host>:<mqtt port>)",
+  },
+  KUBENOVA_MQTT_SANS: {
+    schema: z
+      .string()
+      .default("localhost,127.0.0.1")
+      .transform((s) =>
+        s
+          .split(",")
+          .map((x) => x.trim())
+          .filter((x) => x.length > 0),
+      ),
+    doc: "DNS names and IPs in the broker's server certificate (comma-separated)",
+  },
+  KUBENOVA_MQTT_EXTERNAL_URL: {
+    schema: z
+      .string()
+      .regex(/^mqtts:\/\/[^/\s]+$/, "must look like mqtts://host:port")
+      .optional(),
+    doc: "Use an existing clustered broker at this URL instead of the embedded one",
+  },
+  KUBENOVA_MQTT_MAX_PAYLOAD_BYTES: {
+    schema: z.coerce
+      .number()
+      .int()
+      .min(1024)
+      .max(16 * 1024 * 1024)
+      .default(256 * 1024),
+    doc: "Largest MQTT payload the broker accepts",
+  },
+  KUBENOVA_MQTT_PUBLISH_RATE: {
+    schema: z.coerce.number().int().min(1).max(100_000).default(500),
+    doc: "Publishes per second one operator connection may sustain",
+  },
+  KUBENOVA_CA_CERT_FILE: {
+    schema: z.string().min(1).optional(),
+    doc: "CA certificate (PEM) instead of the generated CA",
+  },
+  KUBENOVA_CA_KEY_FILE: {
+    schema: z.string().min(1).optional(),
+    doc: "CA private key (PKCS#8 PEM) for KUBENOVA_CA_CERT_FILE",
+  },
+  KUBENOVA_BROKER_CERT_FILE: {
+    schema: z.string().min(1).optional(),
+    doc: "Broker server certificate (PEM) instead of one issued by the CA",
+  },
+  KUBENOVA_BROKER_KEY_FILE: {
+    schema: z.string().min(1).optional(),
+    doc: "Private key for KUBENOVA_BROKER_CERT_FILE",
+  },
+  KUBENOVA_BOOTSTRAP_TOKEN_TTL_SECONDS: {
+    schema: z.coerce
+      .number()
+      .int()
+      .min(60)
+      .max(30 * 86400)
+      .default(3600),
+    doc: "Lifetime of a cluster's one-time bootstrap token",
+  },
+  KUBENOVA_CLIENT_CERT_LIFETIME_SECONDS: {
+    schema: z.coerce
+      .number()
+      .int()
+      .min(300)
+      .max(397 * 86400)
+      .default(30 * 86400),
+    doc: "Lifetime of operators' client certificates (renewed at 70–90%)",
+  },
+  KUBENOVA_OPERATOR_IMAGE: {
+    schema: z.string().min(1).default("kubenova/kubenova:latest"),
+    doc: "Container image the install manifests run the operator from",
+  },
 } as const;
 
 type EnvSpec = Record<string, { schema: z.ZodType; doc: string }>;
@@ -135,10 +221,48 @@ export interface ManagerConfig {
   kek: { keys: string | null; activeKeyId: string | null };
   insecureDevAuth: boolean;
   logLevel: (typeof LOG_LEVELS)[number];
+  publicUrl: string;
+  mqtt: {
+    host: string;
+    port: number;
+    publicUrl: string;
+    serverNames: string[];
+    externalUrl: string | null;
+    maxPayloadBytes: number;
+    publishRatePerSecond: number;
+  };
+  pki: {
+    caCertFile: string | null;
+    caKeyFile: string | null;
+    brokerCertFile: string | null;
+    brokerKeyFile: string | null;
+    bootstrapTokenTtlSeconds: number;
+    clientCertLifetimeSeconds: number;
+  };
+  operatorImage: string;
 }
+
+function pairedFiles(a: [string, string | undefined], b: [string, string | undefined]): void {
+  if ((a[1] === undefined) !== (b[1] === undefined)) {
+    const [set, unset] = a[1] === undefined ? [b[0], a[0]] : [a[0], b[0]];
+    throw new ConfigError(unset, `must be set together with ${set}`);
+  }
+}
+
+const hostForUrl = (host: string) =>
+  host.includes(":") ? `[${host}]` : host === "0.0.0.0" ? "127.0.0.1" : host;
 
 export function parseManagerConfig(env: Record<string, string | undefined>): ManagerConfig {
   const e = parseEnv(MANAGER_ENV, env);
+  pairedFiles(
+    ["KUBENOVA_CA_CERT_FILE", e.KUBENOVA_CA_CERT_FILE],
+    ["KUBENOVA_CA_KEY_FILE", e.KUBENOVA_CA_KEY_FILE],
+  );
+  pairedFiles(
+    ["KUBENOVA_BROKER_CERT_FILE", e.KUBENOVA_BROKER_CERT_FILE],
+    ["KUBENOVA_BROKER_KEY_FILE", e.KUBENOVA_BROKER_KEY_FILE],
+  );
+  const mqttHost = e.KUBENOVA_MQTT_HOST ?? e.KUBENOVA_HTTP_HOST;
   return {
     http: {
       host: e.KUBENOVA_HTTP_HOST,
@@ -159,5 +283,26 @@ export function parseManagerConfig(env: Record<string, string | undefined>): Man
     kek: { keys: e.KUBENOVA_KEK ?? null, activeKeyId: e.KUBENOVA_KEK_ACTIVE ?? null },
     insecureDevAuth: e.KUBENOVA_INSECURE_DEV_AUTH,
     logLevel: e.KUBENOVA_LOG_LEVEL,
+    publicUrl: (
+      e.KUBENOVA_PUBLIC_URL ?? `http://${hostForUrl(e.KUBENOVA_HTTP_HOST)}:${e.KUBENOVA_HTTP_PORT}`
+    ).replace(/\/+$/, ""),
+    mqtt: {
+      host: mqttHost,
+      port: e.KUBENOVA_MQTT_PORT,
+      publicUrl: e.KUBENOVA_MQTT_PUBLIC_URL ?? `mqtts://${hostForUrl(mqttHost)}:${e.KUBENOVA_MQTT_PORT}`,
+      serverNames: e.KUBENOVA_MQTT_SANS,
+      externalUrl: e.KUBENOVA_MQTT_EXTERNAL_URL ?? null,
+      maxPayloadBytes: e.KUBENOVA_MQTT_MAX_PAYLOAD_BYTES,
+      publishRatePerSecond: e.KUBENOVA_MQTT_PUBLISH_RATE,
+    },
+    pki: {
+      caCertFile: e.KUBENOVA_CA_CERT_FILE ?? null,
+      caKeyFile: e.KUBENOVA_CA_KEY_FILE ?? null,
+      brokerCertFile: e.KUBENOVA_BROKER_CERT_FILE ?? null,
+      brokerKeyFile: e.KUBENOVA_BROKER_KEY_FILE ?? null,
+      bootstrapTokenTtlSeconds: e.KUBENOVA_BOOTSTRAP_TOKEN_TTL_SECONDS,
+      clientCertLifetimeSeconds: e.KUBENOVA_CLIENT_CERT_LIFETIME_SECONDS,
+    },
+    operatorImage: e.KUBENOVA_OPERATOR_IMAGE,
   };
 }
