@@ -81,7 +81,11 @@ export async function idempotent<T extends object, S extends 200 | 201 | 202>(
       });
     }
     c.header("Idempotent-Replayed", "true");
-    return c.json(JSON.parse(previous.body) as T, previous.status as S);
+    const replayed = JSON.parse(previous.body) as T;
+    // The replay answers exactly like the first response did, ETag included.
+    const version = (replayed as { version?: unknown }).version;
+    if (typeof version === "number") setEtag(c, version);
+    return c.json(replayed, previous.status as S);
   }
   if (previous)
     await deps.store.idempotency.expire(new Date(deps.clock().getTime() - IDEMPOTENCY_TTL_MS).toISOString());

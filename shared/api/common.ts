@@ -41,7 +41,12 @@ export const Labels = z
     z
       .string()
       .max(316)
-      .regex(LABEL_KEY, "label keys must be qualified names such as 'team' or 'example.com/team'"),
+      .regex(LABEL_KEY, "label keys must be qualified names such as 'team' or 'example.com/team'")
+      // Kubernetes: the name part is at most 63 characters, the DNS-subdomain prefix at most 253.
+      .refine((key) => {
+        const slash = key.indexOf("/");
+        return key.length - slash - 1 <= 63 && slash <= 253;
+      }, "label key names must be at most 63 characters, prefixes at most 253"),
     z
       .string()
       .max(63, "label values must be at most 63 characters")

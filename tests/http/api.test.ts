@@ -897,6 +897,8 @@ describe("conventions", () => {
     expect(again.body).toEqual(first.body);
     expect(again.body.createdAt).toBe(first.body.createdAt);
     expect(again.headers.get("idempotent-replayed")).toBe("true");
+    expect(first.headers.get("etag")).toBe('"1"');
+    expect(again.headers.get("etag")).toBe(first.headers.get("etag"));
     const rows = await m.store.tenants.list({ limit: 100, where: (t) => t.name === "initech" });
     expect(rows.items).toHaveLength(1);
     const audits = await m.store.audit.list({}, { limit: 100 });
