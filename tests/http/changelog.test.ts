@@ -338,6 +338,58 @@ describe("change log", () => {
     await m.close();
   });
 
+  test("deleting a project deletes its deployed apps, then re-sends the tenant without it", async () => {
+    const { m, call } = await platform();
+    await call("POST", "/api/v1/tenants", { name: "acme", clusters: ["dc1", "dc2"] });
+    await call("POST", "/api/v1/tenants/acme/projects", { name: "web", cluster: "dc1" });
+    await call("POST", "/api/v1/tenants/acme/projects", { name: "api", cluster: "dc1" });
+    await call("POST", APPS, { name: "site", spec: SAMPLE_SPEC });
+    await call("POST", APPS, { name: "draft", spec: SAMPLE_SPEC, deploy: false });
+    const got = await appendedTo(m, ["dc1", "dc2"], () =>
+      call("DELETE", "/api/v1/tenants/acme/projects/web"),
+    );
+    expect(got.dc2).toEqual([]);
+    expect(summary(got.dc1!)).toEqual(["delete app acme/web/site", "upsert tenant acme"]);
+    expect(DesiredTenant.parse(got.dc1![1]!.body).projects.map((p) => p.name)).toEqual(["api"]);
+    await m.close();
+  });
+
+  test("a project-level policy set change re-sends that project's apps only", async () => {
+    const { m, call } = await platform();
+    await call("POST", "/api/v1/policysets", { name: "edge", traits: [{ type: "gateway" }] });
+    await call("POST", "/api/v1/tenants", { name: "acme", clusters: ["dc1"] });
+    await call("POST", "/api/v1/tenants/acme/projects", {
+      name: "web",
+      cluster: "dc1",
+      policySets: ["edge"],
+    });
+    await call("POST", "/api/v1/tenants/acme/projects", { name: "api", cluster: "dc1" });
+    await call("POST", APPS, { name: "site", spec: SAMPLE_SPEC });
+    await call("POST", "/api/v1/tenants/acme/projects/api/apps", { name: "svc", spec: SAMPLE_SPEC });
+    const site = (await changes(m, "dc1")).findLast((r) => r.key === "acme/web/site")!;
+    expect(DesiredApp.parse(site.body).spec.components[0]!.traits?.map((t) => t.type)).toEqual([
+      "scaler",
+      "gateway",
+    ]);
+
+    const got = await appendedBy(m, "dc1", () =>
+      call("PATCH", "/api/v1/policysets/edge", { traits: [{ type: "gateway", properties: { tls: true } }] }),
+    );
+    expect(summary(got)).toEqual(["upsert app acme/web/site"]);
+    expect(DesiredApp.parse(got[0]!.body).spec.components[0]!.traits).toContainEqual({
+      type: "gateway",
+      properties: { tls: true },
+    });
+    const detached = await appendedBy(m, "dc1", () =>
+      call("PATCH", "/api/v1/tenants/acme/projects/web", { policySets: [] }),
+    );
+    expect(summary(detached)).toEqual(["upsert app acme/web/site"]);
+    expect(DesiredApp.parse(detached[0]!.body).spec.components[0]!.traits?.map((t) => t.type)).toEqual([
+      "scaler",
+    ]);
+    await m.close();
+  });
+
   test("revisions are per cluster and grow by one across a long sequence of changes", async () => {
     const { m, call } = await platform();
     await call("POST", "/api/v1/tenants", { name: "acme", clusters: ["dc1", "dc2"] });
