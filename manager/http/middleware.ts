@@ -40,15 +40,26 @@ export function limitBody(maxBytes: number): MiddlewareHandler<AppEnv> {
   });
 }
 
-/** Bodies must be JSON; an empty body is fine for operations that take none. */
+const isJsonType = (type: string) =>
+  type === "application/json" || /^application\/[\w.+-]+\+json$/.test(type);
+
+/**
+ * Bodies must be JSON (415 otherwise). An empty body counts as `{}`, so operations that take no input (suspend,
+ * resume, deploy) work with or without one. Runs after the body limit, so reading the body here is bounded.
+ */
 export function requireJson(): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
     if (["POST", "PUT", "PATCH"].includes(c.req.method)) {
-      const length = c.req.header("content-length");
-      const hasBody =
-        (length !== undefined && length !== "0") || c.req.header("transfer-encoding") !== undefined;
       const type = (c.req.header("content-type") ?? "").split(";")[0]!.trim().toLowerCase();
-      if (hasBody && type !== "application/json" && !/^application\/[\w.+-]+\+json$/.test(type)) {
+      const text = await c.req.text();
+      if (text.trim() === "") {
+        c.req.raw = new Request(c.req.raw.url, {
+          method: c.req.method,
+          headers: { ...Object.fromEntries(c.req.raw.headers), "content-type": "application/json" },
+          body: "{}",
+        });
+        c.req.bodyCache = {};
+      } else if (!isJsonType(type)) {
         throw new KubeNovaError(
           "KN-415",
           `content-type must be application/json, not ${JSON.stringify(type || "(none)")}`,

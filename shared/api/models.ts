@@ -530,7 +530,12 @@ export const Me = z
 
 export const TokenRequest = z
   .object({
-    subject: z.string().min(1).max(256).optional().meta({ description: "Defaults to the caller's subject" }),
+    subject: z
+      .string()
+      .min(1)
+      .max(256)
+      .optional()
+      .meta({ description: "Defaults to the caller's subject; only admins may name another subject" }),
     role: Role,
     tenant: TenantName.optional(),
     project: ProjectName.optional(),
@@ -539,7 +544,8 @@ export const TokenRequest = z
       .int()
       .min(60)
       .max(90 * 24 * 3600)
-      .default(3600),
+      .optional()
+      .meta({ description: "Default: one hour, or the caller's remaining lifetime if shorter" }),
   })
   .strict()
   .meta({ id: "TokenRequest" });

@@ -12,6 +12,7 @@ import { actorOf, pageRequest } from "../helpers.ts";
 import { body, errorResponses, json } from "./shared.ts";
 
 const security = [{ bearerAuth: [] }];
+const DEFAULT_TOKEN_TTL_SECONDS = 3600;
 
 export function registerIdentityRoutes(app: ManagerApp, services: AppServices): void {
   app.openapi(
@@ -57,7 +58,19 @@ export function registerIdentityRoutes(app: ManagerApp, services: AppServices): 
     async (c) => {
       const input = c.req.valid("json");
       const principal = c.get("principal");
-      const decision = canIssue(principal, input, services.clock());
+      const now = services.clock();
+      // Audit records name token subjects, so only admins may mint tokens for someone else.
+      if (input.subject !== undefined && input.subject !== principal.subject && principal.role !== "admin") {
+        throw new KubeNovaError("KN-403", "subject: only an admin may issue a token for another subject", {
+          details: [{ path: "subject", message: "must be the caller's own subject" }],
+        });
+      }
+      const remainingSeconds = principal.expiresAt
+        ? Math.floor((principal.expiresAt.getTime() - now.getTime()) / 1000)
+        : Number.POSITIVE_INFINITY;
+      const ttlSeconds =
+        input.ttlSeconds ?? Math.max(60, Math.min(DEFAULT_TOKEN_TTL_SECONDS, remainingSeconds));
+      const decision = canIssue(principal, { ...input, ttlSeconds }, now);
       if (!decision.ok) throw new KubeNovaError("KN-403", decision.reason);
       const subject = input.subject ?? principal.subject;
       const signed = await services.signer.sign({
@@ -65,13 +78,13 @@ export function registerIdentityRoutes(app: ManagerApp, services: AppServices): 
         role: input.role,
         tenant: input.tenant,
         project: input.project,
-        ttlSeconds: input.ttlSeconds,
+        ttlSeconds,
       });
       await audit(services.store, services, actorOf(c), {
         action: "token.issue",
         resource: `tokens/${subject}`,
         tenant: input.tenant ?? null,
-        details: { role: input.role, project: input.project ?? null, ttlSeconds: input.ttlSeconds },
+        details: { role: input.role, project: input.project ?? null, ttlSeconds },
       });
       return c.json(
         {
