@@ -1,0 +1,250 @@
+/**
+ * @module shared/messages — every MQTT payload is one JSON envelope `{ v, id, kind, clusterId, sentAt,
+ * traceparent?, body }` (DESIGN.md §3), validated here on both sides. `id` is a UUIDv7 made before the first
+ * send and kept across retries: it is the dedupe key. Unknown `v` or `kind`, oversize payloads and schema
+ * failures are rejected with a reason — never thrown past the caller.
+ */
+import { z } from "zod";
+import { UsageMetrics } from "./api/models.ts";
+import { type Channel, CHANNELS } from "./topics.ts";
+
+export const ENVELOPE_VERSION = 1;
+/** W3C trace-context `traceparent` (version 00). */
+export const TRACEPARENT = /^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/;
+const Id = z
+  .string()
+  .regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/, "must be a UUID");
+const Iso = z.iso.datetime({ offset: true });
+
+// ── manager → operator ────────────────────────────────────────────────────────────────────────────────────────
+
+export const DesiredChange = z.object({
+  revision: z.number().int().min(1),
+  kind: z.string().min(1).max(64),
+  key: z.string().min(1).max(512),
+  op: z.enum(["upsert", "delete"]),
+  body: z.record(z.string(), z.unknown()).nullable(),
+});
+export type DesiredChange = z.infer<typeof DesiredChange>;
+
+/**
+ * A batch of changes in revision order. `snapshot: true` means the batch is the cluster's whole desired state at
+ * `toRevision` (sent when the operator's revision was compacted away): anything not in it is to be removed.
+ */
+export const DesiredBody = z.object({
+  fromRevision: z.number().int().min(0),
+  toRevision: z.number().int().min(0),
+  snapshot: z.boolean(),
+  changes: z.array(DesiredChange).max(10_000),
+});
+
+export const COMMAND_NAMES = ["issue-token", "collect-usage", "logs", "cleanup", "resync"] as const;
+export const CommandBody = z.object({
+  correlationId: Id,
+  name: z.enum(COMMAND_NAMES),
+  deadline: Iso,
+  args: z.record(z.string(), z.unknown()).default({}),
+});
+export type CommandBody = z.infer<typeof CommandBody>;
+
+export const AckBody = z.object({ ids: z.array(Id).min(1).max(10_000) });
+
+// ── operator → manager ────────────────────────────────────────────────────────────────────────────────────────
+
+export const HelloBody = z.object({
+  operatorVersion: z.string().max(64),
+  lastAppliedRevision: z.number().int().min(0),
+  kubernetesVersion: z.string().max(64).nullable(),
+  /** API group → served versions, e.g. `{ "capsule.clastix.io": ["v1beta2"], "core.oam.dev": ["v1beta1"] }`. */
+  capabilities: z.record(z.string().max(253), z.array(z.string().max(32)).max(16)),
+});
+export type HelloBody = z.infer<typeof HelloBody>;
+
+export const OBJECT_PHASES = ["Pending", "Applying", "Deployed", "Drifted", "Error"] as const;
+export const StatusBody = z.object({
+  objectKind: z.enum(["tenant", "project", "app", "clusterConfig"]),
+  key: z.string().min(1).max(512),
+  observedGeneration: z.number().int().min(0),
+  phase: z.enum(OBJECT_PHASES),
+  /** The desired revision this status reflects. */
+  revision: z.number().int().min(0).optional(),
+  message: z.string().max(4096).optional(),
+  detail: z.record(z.string(), z.unknown()).optional(),
+});
+export type StatusBody = z.infer<typeof StatusBody>;
+
+export const UsageBody = z.object({
+  tenant: z.string().min(1).max(63),
+  windowStart: Iso,
+  windowEnd: Iso,
+  metrics: UsageMetrics,
+  byProject: z.record(z.string(), UsageMetrics).default({}),
+});
+export type UsageBody = z.infer<typeof UsageBody>;
+
+export const EventBody = z.object({
+  type: z.enum(["Normal", "Warning"]),
+  reason: z.string().min(1).max(128),
+  message: z.string().max(4096),
+  at: Iso,
+  tenant: z.string().max(63).nullable().default(null),
+  object: z.record(z.string(), z.unknown()).nullable().default(null),
+});
+
+export const ReplyBody = z.object({
+  correlationId: Id,
+  ok: z.boolean(),
+  result: z.record(z.string(), z.unknown()).optional(),
+  error: z.object({ code: z.string().max(16), message: z.string().max(4096) }).optional(),
+});
+export type ReplyBody = z.infer<typeof ReplyBody>;
+
+export const PresenceBody = z.object({
+  state: z.enum(["online", "offline"]),
+  /** Heartbeats repeat `online` at the operator's interval; the last will says `offline`. */
+  heartbeatIntervalMs: z.number().int().min(100).max(3_600_000).optional(),
+  reason: z.string().max(256).optional(),
+});
+
+/** Kind → body schema and the channel it travels on. One table: the router's `switch` is checked against it. */
+export const MESSAGE_KINDS = {
+  desired: { channel: "desired", body: DesiredBody },
+  command: { channel: "commands", body: CommandBody },
+  ack: { channel: "acks", body: AckBody },
+  hello: { channel: "hello", body: HelloBody },
+  status: { channel: "status", body: StatusBody },
+  usage: { channel: "usage", body: UsageBody },
+  event: { channel: "events", body: EventBody },
+  reply: { channel: "replies", body: ReplyBody },
+  presence: { channel: "presence", body: PresenceBody },
+} as const satisfies Record<string, { channel: Channel; body: z.ZodType }>;
+
+export type MessageKind = keyof typeof MESSAGE_KINDS;
+export type BodyOf<K extends MessageKind> = z.output<(typeof MESSAGE_KINDS)[K]["body"]>;
+
+export interface Envelope<K extends MessageKind = MessageKind> {
+  v: typeof ENVELOPE_VERSION;
+  id: string;
+  kind: K;
+  clusterId: string;
+  sentAt: string;
+  traceparent?: string;
+  body: BodyOf<K>;
+}
+
+/** Any envelope, discriminated by `kind` so a `switch` over it narrows the body. */
+export type AnyEnvelope = { [K in MessageKind]: Envelope<K> }[MessageKind];
+
+const EnvelopeShape = z.object({
+  v: z.number(),
+  id: Id,
+  kind: z.string(),
+  clusterId: z.string().max(64),
+  sentAt: Iso,
+  traceparent: z.string().regex(TRACEPARENT).optional(),
+  body: z.unknown(),
+});
+
+export type RejectReason =
+  | "oversize"
+  | "not_json"
+  | "bad_version"
+  | "unknown_kind"
+  | "wrong_channel"
+  | "wrong_cluster"
+  | "invalid";
+
+export type ParseResult =
+  | { ok: true; envelope: AnyEnvelope }
+  | { ok: false; reason: RejectReason; message: string };
+
+export interface ParseExpectations {
+  /** The channel the payload arrived on; its kind must belong there. */
+  channel: Channel;
+  /** The cluster the topic (and the sender's certificate) names; the envelope must agree. */
+  clusterId: string;
+  maxBytes: number;
+}
+
+/** Validates one payload. Never throws: a rejection says why, for the counter and the log. */
+export function parseEnvelope(payload: Uint8Array | string, expect: ParseExpectations): ParseResult {
+  const size = typeof payload === "string" ? Buffer.byteLength(payload) : payload.byteLength;
+  if (size > expect.maxBytes)
+    return { ok: false, reason: "oversize", message: `${size} bytes > ${expect.maxBytes}` };
+  let raw: unknown;
+  try {
+    raw = JSON.parse(
+      typeof payload === "string" ? payload : new TextDecoder("utf-8", { fatal: true }).decode(payload),
+    );
+  } catch {
+    return { ok: false, reason: "not_json", message: "payload is not UTF-8 JSON" };
+  }
+  const shape = EnvelopeShape.safeParse(raw);
+  if (!shape.success) {
+    const issue = shape.error.issues[0];
+    return {
+      ok: false,
+      reason: "invalid",
+      message: `${issue?.path.join(".") || "envelope"}: ${issue?.message}`,
+    };
+  }
+  const envelope = shape.data;
+  if (envelope.v !== ENVELOPE_VERSION) {
+    return { ok: false, reason: "bad_version", message: `unsupported envelope version ${envelope.v}` };
+  }
+  if (!Object.hasOwn(MESSAGE_KINDS, envelope.kind)) {
+    return {
+      ok: false,
+      reason: "unknown_kind",
+      message: `unknown kind ${JSON.stringify(envelope.kind.slice(0, 64))}`,
+    };
+  }
+  const spec = MESSAGE_KINDS[envelope.kind as MessageKind];
+  if (spec.channel !== expect.channel) {
+    return {
+      ok: false,
+      reason: "wrong_channel",
+      message: `kind ${envelope.kind} does not travel on ${expect.channel}`,
+    };
+  }
+  if (envelope.clusterId !== expect.clusterId) {
+    return { ok: false, reason: "wrong_cluster", message: "envelope clusterId differs from the topic's" };
+  }
+  const body = spec.body.safeParse(envelope.body);
+  if (!body.success) {
+    const issue = body.error.issues[0];
+    return {
+      ok: false,
+      reason: "invalid",
+      message: `body.${issue?.path.join(".") ?? ""}: ${issue?.message}`,
+    };
+  }
+  return { ok: true, envelope: { ...envelope, v: ENVELOPE_VERSION, body: body.data } as AnyEnvelope };
+}
+
+/** Builds an envelope; `id` must be made once per logical message and reused on every retry. */
+export function makeEnvelope<K extends MessageKind>(options: {
+  id: string;
+  kind: K;
+  clusterId: string;
+  body: BodyOf<K>;
+  sentAt?: Date;
+  traceparent?: string;
+}): Envelope<K> {
+  return {
+    v: ENVELOPE_VERSION,
+    id: options.id,
+    kind: options.kind,
+    clusterId: options.clusterId,
+    sentAt: (options.sentAt ?? new Date()).toISOString(),
+    ...(options.traceparent ? { traceparent: options.traceparent } : {}),
+    body: options.body,
+  };
+}
+
+/** Channel direction guard used by routers: a kind sent the wrong way is a bug, not input. */
+export function channelOf(kind: MessageKind): Channel {
+  return MESSAGE_KINDS[kind].channel;
+}
+
+export { CHANNELS };
