@@ -30,6 +30,7 @@ export async function createCluster(
       ? await deps.secrets.encrypt(input.kubeconfig, kubeconfigAad(id))
       : null,
     lastSeenAt: null,
+    revokedAt: null,
     createdAt: now,
     updatedAt: now,
     version: 1,

@@ -241,6 +241,36 @@ function initialSchema(dialect: Dialect): string[] {
   ];
 }
 
+/**
+ * Version 2: cluster enrolment (DESIGN.md §4). Bootstrap tokens are kept only as SHA-256 hex; a certificate row per
+ * issued client certificate lets the Manager refuse a revoked serial; `clusters.revoked_at` marks a cluster that may
+ * not connect again until it is re-enrolled with a fresh bootstrap token. Frozen.
+ */
+function enrolmentSchema(dialect: Dialect): string[] {
+  const t = TYPES[dialect];
+  return [
+    `ALTER TABLE clusters ADD COLUMN revoked_at ${t.ts}`,
+    `CREATE TABLE bootstrap_tokens (
+      token_hash ${t.key} PRIMARY KEY,
+      cluster_id ${t.key} NOT NULL,
+      created_at ${t.ts} NOT NULL,
+      expires_at ${t.ts} NOT NULL,
+      used_at ${t.ts}
+    )${t.table}`,
+    "CREATE INDEX bootstrap_tokens_cluster ON bootstrap_tokens (cluster_id)",
+    `CREATE TABLE cluster_certificates (
+      serial ${t.key} PRIMARY KEY,
+      cluster_id ${t.key} NOT NULL,
+      fingerprint ${t.text} NOT NULL,
+      not_before ${t.ts} NOT NULL,
+      not_after ${t.ts} NOT NULL,
+      issued_at ${t.ts} NOT NULL,
+      revoked_at ${t.ts}
+    )${t.table}`,
+    "CREATE INDEX cluster_certificates_cluster ON cluster_certificates (cluster_id, issued_at, serial)",
+  ];
+}
+
 /** Every migration, in version order. */
 export const MIGRATIONS: readonly Migration[] = [
   {
@@ -248,6 +278,12 @@ export const MIGRATIONS: readonly Migration[] = [
     name: "initial schema",
     sqlite: initialSchema("sqlite"),
     postgres: initialSchema("postgres"),
+  },
+  {
+    version: 2,
+    name: "cluster enrolment: bootstrap tokens, client certificates, revocation",
+    sqlite: enrolmentSchema("sqlite"),
+    postgres: enrolmentSchema("postgres"),
   },
 ];
 

@@ -15,6 +15,10 @@ import type {
   AppRevisionRow,
   AuditRepo,
   AuditRow,
+  BootstrapTokenRepo,
+  BootstrapTokenRow,
+  ClusterCertificateRepo,
+  ClusterCertificateRow,
   ChangeInput,
   ChangeLogRepo,
   ChangeRow,
@@ -398,6 +402,7 @@ const CLUSTER: EntitySpec = {
     col("capabilities", "capabilities", "json"),
     col("kubeconfigCiphertext", "kubeconfig_ciphertext", "text"),
     col("lastSeenAt", "last_seen_at", "ts"),
+    col("revokedAt", "revoked_at", "ts"),
   ],
 };
 
@@ -863,6 +868,84 @@ function settingRepo(driver: SqlDriver): SettingRepo {
         [key, value],
       );
     },
+    putIfAbsent: async (key, value) =>
+      (await driver.exec("INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING", [
+        key,
+        value,
+      ])) > 0,
+  };
+}
+
+const BOOTSTRAP_TOKEN_COLUMNS: readonly Column[] = [
+  col("tokenHash", "token_hash", "text"),
+  col("clusterId", "cluster_id", "text"),
+  col("createdAt", "created_at", "ts"),
+  col("expiresAt", "expires_at", "ts"),
+  col("usedAt", "used_at", "ts"),
+];
+
+function bootstrapTokenRepo(driver: SqlDriver): BootstrapTokenRepo {
+  return {
+    insert: async (row) => {
+      if (!(await insertIfAbsent(driver, "bootstrap_tokens", BOOTSTRAP_TOKEN_COLUMNS, row))) {
+        throw errors.conflict("bootstrap token already exists");
+      }
+      return row;
+    },
+    get: async (tokenHash) => {
+      const rows = await driver.query("SELECT * FROM bootstrap_tokens WHERE token_hash = $1", [tokenHash]);
+      return rows[0] ? decodeRow<BootstrapTokenRow>(rows[0], BOOTSTRAP_TOKEN_COLUMNS) : null;
+    },
+    consume: async (tokenHash, at) => {
+      const when = normalizeTimestamp(at, "at");
+      const rows = await driver.query(
+        `UPDATE bootstrap_tokens SET used_at = $2
+         WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2 RETURNING *`,
+        [tokenHash, when],
+      );
+      return rows[0] ? decodeRow<BootstrapTokenRow>(rows[0], BOOTSTRAP_TOKEN_COLUMNS) : null;
+    },
+    deleteUnused: (clusterId) =>
+      driver.exec("DELETE FROM bootstrap_tokens WHERE cluster_id = $1 AND used_at IS NULL", [clusterId]),
+    deleteForCluster: (clusterId) =>
+      driver.exec("DELETE FROM bootstrap_tokens WHERE cluster_id = $1", [clusterId]),
+  };
+}
+
+const CERTIFICATE_COLUMNS: readonly Column[] = [
+  col("serial", "serial", "text"),
+  col("clusterId", "cluster_id", "text"),
+  col("fingerprint", "fingerprint", "text"),
+  col("notBefore", "not_before", "ts"),
+  col("notAfter", "not_after", "ts"),
+  col("issuedAt", "issued_at", "ts"),
+  col("revokedAt", "revoked_at", "ts"),
+];
+
+function clusterCertificateRepo(driver: SqlDriver): ClusterCertificateRepo {
+  return {
+    insert: async (row) => {
+      if (!(await insertIfAbsent(driver, "cluster_certificates", CERTIFICATE_COLUMNS, row))) {
+        throw errors.conflict(`certificate serial "${row.serial}" already exists`);
+      }
+      return row;
+    },
+    get: async (serial) => {
+      const rows = await driver.query("SELECT * FROM cluster_certificates WHERE serial = $1", [serial]);
+      return rows[0] ? decodeRow<ClusterCertificateRow>(rows[0], CERTIFICATE_COLUMNS) : null;
+    },
+    listForCluster: async (clusterId) => {
+      const rows = await driver.query(
+        "SELECT * FROM cluster_certificates WHERE cluster_id = $1 ORDER BY issued_at, serial",
+        [clusterId],
+      );
+      return rows.map((raw) => decodeRow<ClusterCertificateRow>(raw, CERTIFICATE_COLUMNS));
+    },
+    revokeForCluster: (clusterId, at) =>
+      driver.exec(
+        "UPDATE cluster_certificates SET revoked_at = $2 WHERE cluster_id = $1 AND revoked_at IS NULL",
+        [clusterId, normalizeTimestamp(at, "at")],
+      ),
   };
 }
 
@@ -914,6 +997,8 @@ function repositories(driver: SqlDriver): StoreTx {
     audit: auditRepo(driver),
     idempotency: idempotencyRepo(driver),
     settings: settingRepo(driver),
+    bootstrapTokens: bootstrapTokenRepo(driver),
+    clusterCertificates: clusterCertificateRepo(driver),
   };
 }
 

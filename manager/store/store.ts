@@ -53,6 +53,34 @@ export interface ClusterRow extends Versioned {
   /** Envelope-encrypted admin kubeconfig (manager/crypto), never returned by the API. */
   kubeconfigCiphertext: string | null;
   lastSeenAt: string | null;
+  /**
+   * Set when the cluster was revoked (DESIGN.md §4): its certificates are refused and it may not connect until it
+   * is re-enrolled with a fresh bootstrap token, which clears this.
+   */
+  revokedAt: string | null;
+}
+
+/** A one-time bootstrap token of a cluster; only its SHA-256 is stored. */
+export interface BootstrapTokenRow {
+  /** SHA-256 of the whole token text, hex. */
+  tokenHash: string;
+  clusterId: string;
+  createdAt: string;
+  expiresAt: string;
+  usedAt: string | null;
+}
+
+/** A client certificate the CA issued to a cluster's operator (CN = clusterId). */
+export interface ClusterCertificateRow {
+  /** Serial number, lowercase hex as parsed back from the certificate. */
+  serial: string;
+  clusterId: string;
+  /** SHA-256 of the DER, hex. */
+  fingerprint: string;
+  notBefore: string;
+  notAfter: string;
+  issuedAt: string;
+  revokedAt: string | null;
 }
 
 export interface TenantRow extends Versioned {
@@ -320,10 +348,37 @@ export interface IdempotencyRepo {
   expire(createdBefore: string): Promise<number>;
 }
 
+export interface BootstrapTokenRepo {
+  /** Throws KN-409 when the hash exists. */
+  insert(row: BootstrapTokenRow): Promise<BootstrapTokenRow>;
+  get(tokenHash: string): Promise<BootstrapTokenRow | null>;
+  /**
+   * Burns the token: sets `usedAt = at` only if it is unused and `expiresAt > at`, in one statement, so two racing
+   * enrolments cannot both win. Returns the burnt row, or null when nothing was burnt.
+   */
+  consume(tokenHash: string, at: string): Promise<BootstrapTokenRow | null>;
+  /** Deletes the cluster's never-used tokens (a fresh one supersedes them); returns how many. */
+  deleteUnused(clusterId: string): Promise<number>;
+  /** Deletes all of the cluster's tokens; returns how many. */
+  deleteForCluster(clusterId: string): Promise<number>;
+}
+
+export interface ClusterCertificateRepo {
+  /** Throws KN-409 when the serial exists. */
+  insert(row: ClusterCertificateRow): Promise<ClusterCertificateRow>;
+  get(serial: string): Promise<ClusterCertificateRow | null>;
+  /** Oldest first (issuedAt, serial). */
+  listForCluster(clusterId: string): Promise<ClusterCertificateRow[]>;
+  /** Sets `revokedAt = at` on the cluster's certificates not revoked yet; returns how many. */
+  revokeForCluster(clusterId: string, at: string): Promise<number>;
+}
+
 /** Small named values the Manager keeps, e.g. the wrapped CA key. */
 export interface SettingRepo {
   get(key: string): Promise<string | null>;
   put(key: string, value: string): Promise<void>;
+  /** Writes only when the key is absent; returns whether it wrote (the first of racing writers wins). */
+  putIfAbsent(key: string, value: string): Promise<boolean>;
 }
 
 export interface StoreTx {
@@ -341,6 +396,8 @@ export interface StoreTx {
   audit: AuditRepo;
   idempotency: IdempotencyRepo;
   settings: SettingRepo;
+  bootstrapTokens: BootstrapTokenRepo;
+  clusterCertificates: ClusterCertificateRepo;
 }
 
 export interface MigrationStatus {

@@ -7,7 +7,9 @@ import { KubeNovaError } from "../../shared/errors.ts";
 import type {
   AppRow,
   AuditRow,
+  BootstrapTokenRow,
   ChangeInput,
+  ClusterCertificateRow,
   ClusterRow,
   EventRow,
   PlanRow,
@@ -40,6 +42,7 @@ function cluster(name: string, overrides: Partial<ClusterRow> = {}): ClusterRow 
     capabilities: {},
     kubeconfigCiphertext: null,
     lastSeenAt: null,
+    revokedAt: null,
     createdAt: T0,
     updatedAt: T0,
     version: 1,
@@ -922,6 +925,108 @@ export function describeStoreContract(name: string, makeStore: MakeStore): void 
           await store.settings.put("other", "");
           expect(await store.settings.get("ca.key")).toBe("wrapped-2");
           expect(await store.settings.get("other")).toBe("");
+        }));
+    });
+
+    describe("enrolment: bootstrap tokens, client certificates, revocation", () => {
+      const token = (hash: string, overrides: Partial<BootstrapTokenRow> = {}): BootstrapTokenRow => ({
+        tokenHash: hash,
+        clusterId: "id-dc1",
+        createdAt: at(0),
+        expiresAt: at(60),
+        usedAt: null,
+        ...overrides,
+      });
+      const certificate = (
+        serial: string,
+        overrides: Partial<ClusterCertificateRow> = {},
+      ): ClusterCertificateRow => ({
+        serial,
+        clusterId: "id-dc1",
+        fingerprint: `fp-${serial}`,
+        notBefore: at(0),
+        notAfter: at(60 * 24),
+        issuedAt: at(1),
+        revokedAt: null,
+        ...overrides,
+      });
+
+      test("a token burns once, only before it expires; a duplicate hash is KN-409", () =>
+        withStore(async (store) => {
+          await store.bootstrapTokens.insert(token("h1"));
+          await store.bootstrapTokens.insert(token("h2", { expiresAt: at(5) }));
+          expect((await failure(store.bootstrapTokens.insert(token("h1")))).code).toBe("KN-409");
+          expect(await store.bootstrapTokens.get("h1")).toEqual(token("h1"));
+          expect(await store.bootstrapTokens.get("nope")).toBeNull();
+          // expired at the time of use: not burnt
+          expect(await store.bootstrapTokens.consume("h2", at(5))).toBeNull();
+          const burnt = await store.bootstrapTokens.consume("h1", at(10));
+          expect(burnt).toEqual(token("h1", { usedAt: at(10) }));
+          expect(await store.bootstrapTokens.consume("h1", at(11))).toBeNull();
+          expect(await store.bootstrapTokens.consume("nope", at(11))).toBeNull();
+        }));
+
+      test("concurrent consumers of one token: exactly one wins", () =>
+        withStore(async (store) => {
+          await store.bootstrapTokens.insert(token("race"));
+          const results = await Promise.all(
+            Array.from({ length: 8 }, () => store.bootstrapTokens.consume("race", at(2))),
+          );
+          expect(results.filter((r) => r !== null)).toHaveLength(1);
+        }));
+
+      test("deleteUnused keeps used tokens and other clusters' tokens; deleteForCluster drops all", () =>
+        withStore(async (store) => {
+          await store.bootstrapTokens.insert(token("used"));
+          await store.bootstrapTokens.consume("used", at(1));
+          await store.bootstrapTokens.insert(token("fresh"));
+          await store.bootstrapTokens.insert(token("other", { clusterId: "id-dc2" }));
+          expect(await store.bootstrapTokens.deleteUnused("id-dc1")).toBe(1);
+          expect(await store.bootstrapTokens.get("fresh")).toBeNull();
+          expect(await store.bootstrapTokens.get("used")).not.toBeNull();
+          expect(await store.bootstrapTokens.get("other")).not.toBeNull();
+          expect(await store.bootstrapTokens.deleteForCluster("id-dc1")).toBe(1);
+          expect(await store.bootstrapTokens.get("used")).toBeNull();
+        }));
+
+      test("certificates: insert, get, list per cluster in issue order, revoke all unrevoked once", () =>
+        withStore(async (store) => {
+          await store.clusterCertificates.insert(certificate("0b", { issuedAt: at(3) }));
+          await store.clusterCertificates.insert(certificate("0a", { issuedAt: at(2) }));
+          await store.clusterCertificates.insert(certificate("0c", { clusterId: "id-dc2" }));
+          expect((await failure(store.clusterCertificates.insert(certificate("0a")))).code).toBe("KN-409");
+          expect(await store.clusterCertificates.get("0c")).toEqual(
+            certificate("0c", { clusterId: "id-dc2" }),
+          );
+          expect((await store.clusterCertificates.listForCluster("id-dc1")).map((c) => c.serial)).toEqual([
+            "0a",
+            "0b",
+          ]);
+          expect(await store.clusterCertificates.revokeForCluster("id-dc1", at(30))).toBe(2);
+          expect(await store.clusterCertificates.revokeForCluster("id-dc1", at(40))).toBe(0);
+          expect((await store.clusterCertificates.get("0a"))?.revokedAt).toBe(at(30));
+          expect((await store.clusterCertificates.get("0c"))?.revokedAt).toBeNull();
+        }));
+
+      test("a cluster's revokedAt round-trips and clears", () =>
+        withStore(async (store) => {
+          const inserted = await store.clusters.insert(cluster("dc1"));
+          expect(inserted.revokedAt).toBeNull();
+          const revoked = await store.clusters.update({ ...inserted, revokedAt: at(7) });
+          expect(revoked.revokedAt).toBe(at(7));
+          const cleared = await store.clusters.update({ ...revoked, revokedAt: null });
+          expect(cleared.revokedAt).toBeNull();
+        }));
+
+      test("settings.putIfAbsent: the first writer wins, racing writers agree", () =>
+        withStore(async (store) => {
+          expect(await store.settings.putIfAbsent("pki.ca", "first")).toBe(true);
+          expect(await store.settings.putIfAbsent("pki.ca", "second")).toBe(false);
+          expect(await store.settings.get("pki.ca")).toBe("first");
+          const wins = await Promise.all(
+            ["a", "b", "c", "d"].map((v) => store.settings.putIfAbsent("race", v)),
+          );
+          expect(wins.filter(Boolean)).toHaveLength(1);
         }));
     });
 
