@@ -1,0 +1,429 @@
+/**
+ * The operator's link to the Manager (DESIGN.md §3): one outbound MQTT connection over mutual TLS with a
+ * persistent session and a retained `offline` last will; reconnects with exponential backoff and full jitter so
+ * a Manager restart causes no stampede. Desired changes are applied strictly in revision order; reports go
+ * through the durable outbox and leave it only on the Manager's `acks`. The only operator file importing `mqtt`.
+ */
+import mqtt, { type MqttClient } from "mqtt";
+import { uuidv7 } from "../../shared/ids.ts";
+import type { Logger } from "../../shared/logger.ts";
+import {
+  type AnyEnvelope,
+  type BodyOf,
+  type CommandBody,
+  type DesiredChange,
+  type HelloBody,
+  makeEnvelope,
+  parseEnvelope,
+  type ReplyBody,
+} from "../../shared/messages.ts";
+import { type Channel, MANAGER_TO_OPERATOR, parseTopic, topicFor } from "../../shared/topics.ts";
+import type { Outbox, ReportClass } from "./outbox.ts";
+
+export interface DesiredApplier {
+  /** Makes one change true in the cluster; throwing stops the batch, which is retried on the next resync. */
+  apply(change: DesiredChange): Promise<void>;
+  /** A full snapshot: apply every object listed and remove every managed object that is not. */
+  applySnapshot(changes: DesiredChange[]): Promise<void>;
+}
+
+/** Where the operator keeps the revision it reached; in-cluster in production (NovaClusterConfig status). */
+export interface RevisionStore {
+  get(): Promise<number>;
+  set(revision: number): Promise<void>;
+}
+
+export type CommandHandler = (command: CommandBody) => Promise<Omit<ReplyBody, "correlationId">>;
+
+export interface LinkTls {
+  caPem: string;
+  certPem: string;
+  keyPem: string;
+}
+
+export interface OperatorLinkOptions {
+  clusterId: string;
+  brokerUrl: string;
+  /** Read at every connect, so a renewed certificate is used from the next connection on. */
+  tls: () => LinkTls;
+  outbox: Outbox;
+  applier: DesiredApplier;
+  revisions: RevisionStore;
+  commands: CommandHandler;
+  hello: () => Promise<Omit<HelloBody, "lastAppliedRevision">>;
+  logger: Logger;
+  heartbeatIntervalMs?: number;
+  keepaliveSeconds?: number;
+  flushIntervalMs?: number;
+  resendAfterMs?: number;
+  /** Unacknowledged QoS1 publishes at once; small, because Mosquitto 2.0.11 stalls with many (NOTES.md). */
+  maxInFlight?: number;
+  backoff?: { initialMs: number; maxMs: number };
+  maxPayloadBytes?: number;
+  random?: () => number;
+}
+
+export interface LinkStats {
+  connected: boolean;
+  connects: number;
+  lastAppliedRevision: number;
+  appliedChanges: number;
+  skippedChanges: number;
+  resyncRequests: number;
+  rejectedMessages: number;
+  published: number;
+}
+
+export interface OperatorLink {
+  start(): void;
+  /** Queues a report durably; returns its envelope id (the Manager's dedupe key). */
+  report<K extends "status" | "usage" | "event">(
+    kind: K,
+    body: BodyOf<K>,
+    options?: { coalesceKey?: string; traceparent?: string },
+  ): string;
+  stats(): LinkStats;
+  /** Says `offline`, then closes; the outbox keeps what was not acknowledged. */
+  stop(): Promise<void>;
+}
+
+const REPORT_CHANNEL: Record<
+  "status" | "usage" | "event" | "reply",
+  { channel: Channel; reportClass: ReportClass }
+> = {
+  status: { channel: "status", reportClass: "status" },
+  usage: { channel: "usage", reportClass: "usage" },
+  event: { channel: "events", reportClass: "event" },
+  reply: { channel: "replies", reportClass: "other" },
+};
+
+/** Full-jitter exponential backoff (the AWS architecture blog's "full jitter"): uniform in [0, cap). */
+export function backoffDelay(
+  attempt: number,
+  initialMs: number,
+  maxMs: number,
+  random: () => number,
+): number {
+  return Math.floor(random() * Math.min(maxMs, initialMs * 2 ** Math.min(attempt, 30)));
+}
+
+export function createOperatorLink(options: OperatorLinkOptions): OperatorLink {
+  const log = options.logger.child({ cluster: options.clusterId, adapter: "mqtt" });
+  const heartbeatIntervalMs = options.heartbeatIntervalMs ?? 10_000;
+  const flushIntervalMs = options.flushIntervalMs ?? 250;
+  const resendAfterMs = options.resendAfterMs ?? 10_000;
+  const maxInFlight = options.maxInFlight ?? 16;
+  const backoff = options.backoff ?? { initialMs: 500, maxMs: 30_000 };
+  const random = options.random ?? Math.random;
+  const maxPayloadBytes = options.maxPayloadBytes ?? 256 * 1024;
+  const topic = (channel: Channel) => topicFor(options.clusterId, channel);
+
+  let client: MqttClient | null = null;
+  let stopped = true;
+  let attempt = 0;
+  let reconnectTimer: ReturnType<typeof setTimeout> | null = null;
+  let heartbeatTimer: ReturnType<typeof setInterval> | null = null;
+  let flushTimer: ReturnType<typeof setInterval> | null = null;
+  let inFlight = 0;
+  let lastResyncAt = 0;
+  /** Desired and command messages are handled one at a time, in arrival order. */
+  let queue: Promise<void> = Promise.resolve();
+  const stats: LinkStats = {
+    connected: false,
+    connects: 0,
+    lastAppliedRevision: 0,
+    appliedChanges: 0,
+    skippedChanges: 0,
+    resyncRequests: 0,
+    rejectedMessages: 0,
+    published: 0,
+  };
+
+  const presence = (state: "online" | "offline", reason?: string) =>
+    JSON.stringify(
+      makeEnvelope({
+        id: uuidv7(),
+        kind: "presence",
+        clusterId: options.clusterId,
+        body: { state, heartbeatIntervalMs, ...(reason ? { reason } : {}) },
+      }),
+    );
+
+  async function sendHello(): Promise<void> {
+    const current = client;
+    if (!current?.connected) return;
+    const lastAppliedRevision = await options.revisions.get();
+    stats.lastAppliedRevision = lastAppliedRevision;
+    const body = { ...(await options.hello()), lastAppliedRevision };
+    const envelope = makeEnvelope({ id: uuidv7(), kind: "hello", clusterId: options.clusterId, body });
+    current.publish(topic("hello"), JSON.stringify(envelope), { qos: 1 });
+  }
+
+  /** A gap or a failed apply: ask again from what we have, at most once a second. */
+  async function requestResync(reason: string): Promise<void> {
+    const now = Date.now();
+    if (now - lastResyncAt < 1000) return;
+    lastResyncAt = now;
+    stats.resyncRequests++;
+    log.info("requesting resync", { reason, last_applied_revision: stats.lastAppliedRevision });
+    await sendHello();
+  }
+
+  async function onDesired(body: BodyOf<"desired">): Promise<void> {
+    let revision = await options.revisions.get();
+    if (body.snapshot) {
+      if (body.toRevision <= revision && body.changes.length === 0) return;
+      await options.applier.applySnapshot(body.changes);
+      stats.appliedChanges += body.changes.length;
+      await options.revisions.set(body.toRevision);
+      stats.lastAppliedRevision = body.toRevision;
+      log.info("applied snapshot", { revision: body.toRevision, objects: body.changes.length });
+      return;
+    }
+    const changes = [...body.changes].sort((a, b) => a.revision - b.revision);
+    for (const change of changes) {
+      if (change.revision <= revision) {
+        stats.skippedChanges++; // already applied: a redelivery or an overlapping batch
+        continue;
+      }
+      if (change.revision !== revision + 1) {
+        await requestResync(`gap: have ${revision}, got ${change.revision}`);
+        return;
+      }
+      try {
+        await options.applier.apply(change);
+      } catch (error) {
+        log.warn("applying a desired change failed", {
+          revision: change.revision,
+          key: change.key,
+          err: error as Error,
+        });
+        await requestResync("apply failed");
+        return;
+      }
+      revision = change.revision;
+      await options.revisions.set(revision);
+      stats.appliedChanges++;
+      stats.lastAppliedRevision = revision;
+    }
+  }
+
+  async function onCommand(command: CommandBody): Promise<void> {
+    let reply: Omit<ReplyBody, "correlationId">;
+    if (Date.parse(command.deadline) < Date.now()) {
+      reply = {
+        ok: false,
+        error: { code: "KN-504", message: "the command's deadline passed before it ran" },
+      };
+    } else {
+      try {
+        reply = await options.commands(command);
+      } catch (error) {
+        reply = { ok: false, error: { code: "KN-500", message: (error as Error).message.slice(0, 1000) } };
+      }
+    }
+    enqueue("reply", { correlationId: command.correlationId, ...reply });
+  }
+
+  function dispatch(envelope: AnyEnvelope): void {
+    switch (envelope.kind) {
+      case "desired":
+        queue = queue
+          .then(() => onDesired(envelope.body))
+          .catch((error) => log.error("desired failed", { err: error }));
+        return;
+      case "command":
+        queue = queue
+          .then(() => onCommand(envelope.body))
+          .catch((error) => log.error("command failed", { err: error }));
+        return;
+      case "ack":
+        options.outbox.ack(envelope.body.ids);
+        return;
+      case "hello":
+      case "status":
+      case "usage":
+      case "event":
+      case "reply":
+      case "presence":
+        stats.rejectedMessages++; // operator→manager kinds never arrive here; parseEnvelope checks the channel
+        return;
+      default: {
+        const unreachable: never = envelope;
+        log.warn("unhandled message kind", { kind: (unreachable as { kind: string }).kind });
+      }
+    }
+  }
+
+  function onMessage(topicName: string, payload: Buffer): void {
+    const parsed = parseTopic(topicName);
+    if (!parsed || parsed.clusterId !== options.clusterId) {
+      stats.rejectedMessages++;
+      return;
+    }
+    const result = parseEnvelope(payload, {
+      channel: parsed.channel,
+      clusterId: options.clusterId,
+      maxBytes: maxPayloadBytes,
+    });
+    if (!result.ok) {
+      stats.rejectedMessages++;
+      log.warn("rejected a message", {
+        channel: parsed.channel,
+        reason: result.reason,
+        detail: result.message,
+      });
+      return;
+    }
+    dispatch(result.envelope);
+  }
+
+  function enqueue(
+    kind: keyof typeof REPORT_CHANNEL,
+    body: unknown,
+    extra: { coalesceKey?: string; traceparent?: string } = {},
+  ) {
+    const id = uuidv7();
+    const envelope = makeEnvelope({
+      id,
+      kind,
+      clusterId: options.clusterId,
+      body: body as never,
+      ...(extra.traceparent ? { traceparent: extra.traceparent } : {}),
+    });
+    const { channel, reportClass } = REPORT_CHANNEL[kind];
+    options.outbox.enqueue({
+      id,
+      channel,
+      reportClass,
+      coalesceKey: extra.coalesceKey ?? null,
+      payload: JSON.stringify(envelope),
+    });
+    flush();
+    return id;
+  }
+
+  /** Publishes due outbox rows within the in-flight window; rows stay until acked and are resent if not. */
+  function flush(): void {
+    const current = client;
+    if (!current?.connected || inFlight >= maxInFlight) return;
+    const rows = options.outbox.due(maxInFlight - inFlight, resendAfterMs);
+    if (rows.length === 0) return;
+    options.outbox.markSent(rows.map((r) => r.id));
+    for (const row of rows) {
+      inFlight++;
+      current.publish(topic(row.channel), row.payload, { qos: 1 }, (error) => {
+        inFlight--;
+        if (error) log.debug("publish failed; the outbox resends it", { err: error });
+        else stats.published++;
+        if (inFlight < maxInFlight / 2) flush();
+      });
+    }
+  }
+
+  function clearTimers(): void {
+    if (heartbeatTimer) clearInterval(heartbeatTimer);
+    if (flushTimer) clearInterval(flushTimer);
+    heartbeatTimer = null;
+    flushTimer = null;
+  }
+
+  function scheduleReconnect(): void {
+    if (stopped || reconnectTimer) return;
+    const delay = backoffDelay(attempt++, backoff.initialMs, backoff.maxMs, random);
+    log.info("reconnecting", { attempt, delay_ms: delay });
+    reconnectTimer = setTimeout(() => {
+      reconnectTimer = null;
+      connect();
+    }, delay);
+  }
+
+  function connect(): void {
+    if (stopped) return;
+    const tls = options.tls();
+    const next = mqtt.connect(options.brokerUrl, {
+      clientId: options.clusterId,
+      protocolVersion: 4,
+      clean: false, // persistent session: QoS1 messages for us wait at the broker while we are away
+      keepalive: options.keepaliveSeconds ?? 30,
+      reconnectPeriod: 0, // we reconnect ourselves, with jitter
+      connectTimeout: 10_000,
+      ca: tls.caPem,
+      cert: tls.certPem,
+      key: tls.keyPem,
+      rejectUnauthorized: true,
+      will: {
+        topic: topic("presence"),
+        payload: Buffer.from(presence("offline", "connection lost")),
+        qos: 1,
+        retain: true,
+      },
+    });
+    client = next;
+    inFlight = 0;
+    next.on("connect", () => {
+      attempt = 0;
+      stats.connected = true;
+      stats.connects++;
+      log.info("connected to the Manager", { broker: options.brokerUrl });
+      next.subscribe(
+        MANAGER_TO_OPERATOR.map((channel) => topic(channel)),
+        { qos: 1 },
+        (error) => {
+          if (error) log.warn("subscribe failed", { err: error });
+        },
+      );
+      next.publish(topic("presence"), presence("online"), { qos: 1, retain: true });
+      sendHello().catch((error) => log.warn("hello failed", { err: error }));
+      clearTimers();
+      heartbeatTimer = setInterval(() => {
+        if (next.connected) next.publish(topic("presence"), presence("online"), { qos: 1, retain: true });
+      }, heartbeatIntervalMs);
+      flushTimer = setInterval(flush, flushIntervalMs);
+      flush();
+    });
+    next.on("message", onMessage);
+    next.on("error", (error) => log.warn("link error", { err: error }));
+    next.on("close", () => {
+      if (client !== next) return;
+      if (stats.connected) log.warn("disconnected from the Manager");
+      stats.connected = false;
+      clearTimers();
+      next.end(true);
+      scheduleReconnect();
+    });
+  }
+
+  return {
+    start() {
+      if (!stopped) return;
+      stopped = false;
+      connect();
+    },
+    report(kind, body, extra = {}) {
+      return enqueue(kind, body, extra);
+    },
+    stats: () => ({ ...stats }),
+    async stop() {
+      stopped = true;
+      if (reconnectTimer) clearTimeout(reconnectTimer);
+      reconnectTimer = null;
+      clearTimers();
+      const current = client;
+      client = null;
+      stats.connected = false;
+      if (current?.connected) {
+        await new Promise<void>((resolve) =>
+          current.publish(
+            topic("presence"),
+            presence("offline", "operator stopped"),
+            { qos: 1, retain: true },
+            () => resolve(),
+          ),
+        );
+      }
+      await new Promise<void>((resolve) => (current ? current.end(false, {}, () => resolve()) : resolve()));
+      await queue;
+    },
+  };
+}
