@@ -1,0 +1,67 @@
+/**
+ * @module broker/acl — who may publish, subscribe and receive what on the broker (DESIGN.md §4 "Topic ACL").
+ * Every decision is derived from shared/topics.ts; this file only adds the Manager's side for a Manager that
+ * connects as an ordinary mTLS client (the embedded Manager bypasses the broker's ACL in-process).
+ */
+import {
+  CHANNELS,
+  MANAGER_TO_OPERATOR,
+  OPERATOR_TO_MANAGER,
+  type OperatorChannel,
+  managerSubscription,
+  operatorMayPublish,
+  operatorMaySubscribe,
+  parseTopic,
+} from "../shared/topics.ts";
+
+/** An authenticated peer: an operator (CN = cluster id) or the Manager's configured identity. */
+export type Identity = { kind: "operator"; clusterId: string } | { kind: "manager"; name: string };
+
+/** Manager side: publish only manager→operator topics of a concrete cluster. */
+export function managerMayPublish(topic: string): boolean {
+  const parsed = parseTopic(topic);
+  return parsed !== null && CHANNELS[parsed.channel].direction === "manager→operator";
+}
+
+const MANAGER_FILTERS = new Set<string>(
+  OPERATOR_TO_MANAGER.map((channel: OperatorChannel) => managerSubscription(channel)),
+);
+
+/**
+ * Manager side: subscribe to an operator→manager channel across all clusters (`kubenova/v1/clusters/+/status`)
+ * or of one cluster. Never `#`, never `$SYS`, never a manager→operator topic.
+ */
+export function managerMaySubscribe(filter: string): boolean {
+  if (MANAGER_FILTERS.has(filter)) return true;
+  if (filter.includes("+") || filter.includes("#") || filter.startsWith("$")) return false;
+  const parsed = parseTopic(filter);
+  return parsed !== null && CHANNELS[parsed.channel].direction === "operator→manager";
+}
+
+export function mayPublish(identity: Identity, topic: string): boolean {
+  return identity.kind === "operator"
+    ? operatorMayPublish(identity.clusterId, topic)
+    : managerMayPublish(topic);
+}
+
+export function maySubscribe(identity: Identity, filter: string): boolean {
+  return identity.kind === "operator"
+    ? operatorMaySubscribe(identity.clusterId, filter)
+    : managerMaySubscribe(filter);
+}
+
+/**
+ * The second guard at delivery time: a message reaches an operator only if it is one of that cluster's own
+ * manager→operator topics, and reaches the Manager only if it travels operator→manager. Even a subscription
+ * that slipped past `maySubscribe` cannot leak another cluster's traffic.
+ */
+export function mayReceive(identity: Identity, topic: string): boolean {
+  const parsed = parseTopic(topic);
+  if (parsed === null) return false;
+  const direction = CHANNELS[parsed.channel].direction;
+  if (identity.kind === "manager") return direction === "operator→manager";
+  return parsed.clusterId === identity.clusterId && direction === "manager→operator";
+}
+
+/** Exposed for documentation and tests: the channels each side may publish. */
+export const PUBLISHABLE = { operator: OPERATOR_TO_MANAGER, manager: MANAGER_TO_OPERATOR } as const;

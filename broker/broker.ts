@@ -1,0 +1,538 @@
+/**
+ * @module broker/broker — KubeNova's MQTT broker: Aedes 1.2 behind a mutual-TLS listener. Identity is the client
+ * certificate's CN (= cluster id, DESIGN.md §4), the topic ACL comes from shared/topics.ts, and every refusal is
+ * logged and counted. The same code runs embedded in the Manager and as `kubenova broker`.
+ */
+import { once } from "node:events";
+import tls from "node:tls";
+import { Aedes, type AedesPublishPacket, type Client, type PublishPacket, type Subscription } from "aedes";
+import type { Logger } from "../shared/logger.ts";
+import { CLUSTER_ID_PATTERN, operatorMayPublish } from "../shared/topics.ts";
+import { type Identity, mayPublish, mayReceive, maySubscribe } from "./acl.ts";
+import { createTokenBucket, type TokenBucket } from "./rate-limit.ts";
+
+export interface BrokerLimits {
+  /** Largest PUBLISH payload accepted; larger ones are dropped and counted (DESIGN.md §3). */
+  maxPayloadBytes: number;
+  /** Sustained publishes per second per connection (token bucket); the excess is dropped and counted. */
+  publishRatePerSecond: number;
+  /** Bucket size; default one second's worth of `publishRatePerSecond`. */
+  publishBurst?: number;
+  /**
+   * Sustained abuse: more than this many dropped publishes (any reason) within `abuseWindowMs` disconnects the
+   * client. Default 10 × publishRatePerSecond.
+   */
+  abuseDropLimit?: number;
+  abuseWindowMs?: number;
+}
+
+export interface BrokerOptions {
+  /** Address to bind; `port` 0 picks a free port (see `Broker.port`). */
+  host: string;
+  port: number;
+  /** The cluster CA that signs operators' client certificates, and the broker's server certificate and key. */
+  caPem: string;
+  certPem: string;
+  keyPem: string;
+  /** The cluster exists and is not revoked (the Manager's store, or the revocation file of `kubenova broker`). */
+  isClusterAllowed(clusterId: string): Promise<boolean>;
+  /**
+   * A certificate CN that gets the Manager's side of the ACL, for a Manager connecting as an external client
+   * (`kubenova broker`). Its clientId must be this name or start with `<name>-` so replicas do not take each
+   * other over. Null: no such client is accepted.
+   */
+  managerIdentity?: string | null;
+  limits: BrokerLimits;
+  logger: Logger;
+  onClientConnected?(clusterId: string): void;
+  onClientDisconnected?(clusterId: string, reason: DisconnectReason): void;
+  /** Aedes tuning for tests; production keeps the defaults. */
+  connectTimeoutMs?: number;
+}
+
+/** Why a CONNECT was refused (each is logged with the identity and counted). */
+export type RefusalReason =
+  | "no-certificate"
+  | "client-id-mismatch"
+  | "not-a-cluster-identity"
+  | "revoked"
+  | "not-allowed"
+  | "allow-check-failed";
+
+/** Why a session ended, as reported to `onClientDisconnected`. */
+export type DisconnectReason =
+  | "client-disconnect"
+  | "connection-lost"
+  | "keepalive-timeout"
+  | "takeover"
+  | "revoked"
+  | "abuse"
+  | "certificate-expired"
+  | "protocol-error"
+  | "broker-closing";
+
+export interface BrokerMetrics {
+  connections: {
+    accepted: number;
+    refused: Record<RefusalReason, number>;
+    /** Handshakes that failed before MQTT: no certificate, unknown CA, expired, self-signed, garbage. */
+    tlsHandshakeFailures: number;
+    active: number;
+    disconnected: Record<DisconnectReason, number>;
+  };
+  denials: {
+    publishAcl: number;
+    payloadTooLarge: number;
+    rateLimited: number;
+    subscribeAcl: number;
+    forward: number;
+  };
+  /** Publishes acknowledged but not delivered (sum of the publish denials). */
+  droppedPublishes: number;
+  /** Second connections with the same identity that replaced the first (MQTT-3.1.4-2). */
+  takeovers: number;
+  clientErrors: number;
+}
+
+export interface ClientEventListener {
+  connected?(clusterId: string): void;
+  disconnected?(clusterId: string, reason: DisconnectReason): void;
+}
+
+export interface Broker {
+  readonly host: string;
+  /** The bound port (the real one when `options.port` was 0). */
+  readonly port: number;
+  /** The in-process Aedes instance, for the embedded Manager bus (no loopback client). */
+  readonly aedes: Aedes;
+  readonly metrics: BrokerMetrics;
+  /** Refuses the cluster from now on and disconnects its live session at once; true if one was kicked. */
+  revoke(clusterId: string): boolean;
+  /** Cluster ids with a live session. */
+  connectedClusters(): string[];
+  /** Extra listeners for connect/disconnect (the embedded bus); returns the remover. */
+  addClientListener(listener: ClientEventListener): () => void;
+  close(): Promise<void>;
+}
+
+interface Session {
+  client: Client;
+  identity: Identity;
+  bucket: TokenBucket;
+  windowStartMs: number;
+  dropsInWindow: number;
+  closeReason: DisconnectReason | null;
+  expiryTimer: ReturnType<typeof setTimeout> | null;
+}
+
+/** Published-but-dropped packets are rerouted here: no client may subscribe to `$…` (ACL) and nothing listens. */
+const DROPPED_TOPIC = "$kubenova/dropped";
+/** MQTT 3.1.1 CONNACK return codes (§3.2.2.3). */
+const NOT_AUTHORIZED = 5;
+const SERVER_UNAVAILABLE = 3;
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+function emptyMetrics(): BrokerMetrics {
+  return {
+    connections: {
+      accepted: 0,
+      refused: {
+        "no-certificate": 0,
+        "client-id-mismatch": 0,
+        "not-a-cluster-identity": 0,
+        revoked: 0,
+        "not-allowed": 0,
+        "allow-check-failed": 0,
+      },
+      tlsHandshakeFailures: 0,
+      active: 0,
+      disconnected: {
+        "client-disconnect": 0,
+        "connection-lost": 0,
+        "keepalive-timeout": 0,
+        takeover: 0,
+        revoked: 0,
+        abuse: 0,
+        "certificate-expired": 0,
+        "protocol-error": 0,
+        "broker-closing": 0,
+      },
+    },
+    denials: { publishAcl: 0, payloadTooLarge: 0, rateLimited: 0, subscribeAcl: 0, forward: 0 },
+    droppedPublishes: 0,
+    takeovers: 0,
+    clientErrors: 0,
+  };
+}
+
+function authError(returnCode: number, message: string): Error & { returnCode: number } {
+  return Object.assign(new Error(message), { returnCode });
+}
+
+function peerCertificate(client: Client): { commonName: string | null; validTo: Date | null } {
+  const socket = client.conn as Partial<tls.TLSSocket>;
+  if (typeof socket.getPeerCertificate !== "function" || socket.authorized !== true) {
+    return { commonName: null, validTo: null };
+  }
+  const cert = socket.getPeerCertificate();
+  const cn = cert?.subject?.CN as unknown;
+  // A certificate with several CNs has no single identity: refuse it like a missing one.
+  const commonName = typeof cn === "string" && cn.length > 0 ? cn : null;
+  const validTo = cert?.valid_to ? new Date(cert.valid_to) : null;
+  return { commonName, validTo: validTo && !Number.isNaN(validTo.getTime()) ? validTo : null };
+}
+
+function describe(identity: Identity): string {
+  return identity.kind === "operator" ? identity.clusterId : `manager:${identity.name}`;
+}
+
+/** Starts the broker: resolves once the TLS listener is bound. */
+export async function createBroker(options: BrokerOptions): Promise<Broker> {
+  const log = options.logger.child({ adapter: "broker" });
+  const metrics = emptyMetrics();
+  const revoked = new Set<string>();
+  const sessions = new Map<Client, Session>();
+  const listeners = new Set<ClientEventListener>();
+  if (options.onClientConnected || options.onClientDisconnected) {
+    listeners.add({ connected: options.onClientConnected, disconnected: options.onClientDisconnected });
+  }
+  const managerIdentity = options.managerIdentity ?? null;
+  const limits = {
+    maxPayloadBytes: options.limits.maxPayloadBytes,
+    rate: options.limits.publishRatePerSecond,
+    burst: options.limits.publishBurst ?? options.limits.publishRatePerSecond,
+    abuseDropLimit: options.limits.abuseDropLimit ?? 10 * options.limits.publishRatePerSecond,
+    abuseWindowMs: options.limits.abuseWindowMs ?? 10_000,
+  };
+  let closing = false;
+
+  function emit(event: "connected" | "disconnected", clusterId: string, reason?: DisconnectReason): void {
+    for (const listener of listeners) {
+      try {
+        if (event === "connected") listener.connected?.(clusterId);
+        else listener.disconnected?.(clusterId, reason ?? "connection-lost");
+      } catch (error) {
+        log.error("client event listener threw", { cluster: clusterId, event, error });
+      }
+    }
+  }
+
+  function liveSessionsOf(clientId: string): Session[] {
+    return [...sessions.values()].filter((s) => s.client.id === clientId && !s.client.closed);
+  }
+
+  function kick(session: Session, reason: DisconnectReason): void {
+    session.closeReason ??= reason;
+    log.warn("disconnecting client", { cluster: describe(session.identity), reason });
+    session.client.close();
+  }
+
+  function refuse(
+    client: Client,
+    reason: RefusalReason,
+    fields: Record<string, unknown>,
+    done: (error: Error & { returnCode: number }, success: null) => void,
+  ): void {
+    metrics.connections.refused[reason]++;
+    log.warn("connection refused", { reason, client_id: client.id, ...fields });
+    done(
+      authError(reason === "allow-check-failed" ? SERVER_UNAVAILABLE : NOT_AUTHORIZED, "Not authorized"),
+      null,
+    );
+  }
+
+  function armExpiry(session: Session, validTo: Date | null): void {
+    if (validTo === null) return;
+    const fire = () => {
+      const remaining = validTo.getTime() - Date.now();
+      if (remaining > 0) {
+        session.expiryTimer = setTimeout(fire, Math.min(remaining, MAX_TIMER_MS));
+        session.expiryTimer.unref?.();
+        return;
+      }
+      // DESIGN.md §3 `certificate_expired`: a session must not outlive the certificate that opened it.
+      kick(session, "certificate-expired");
+    };
+    fire();
+  }
+
+  // Connect: the identity is the certificate, never the MQTT username/password (DESIGN.md §4).
+  async function authenticate(
+    client: Client,
+    done: (error: (Error & { returnCode: number }) | null, success: boolean | null) => void,
+  ): Promise<void> {
+    const { commonName, validTo } = peerCertificate(client);
+    if (commonName === null) return refuse(client, "no-certificate", {}, done);
+    let identity: Identity;
+    if (managerIdentity !== null && commonName === managerIdentity) {
+      if (client.id !== managerIdentity && !client.id.startsWith(`${managerIdentity}-`)) {
+        return refuse(client, "client-id-mismatch", { certificate_cn: commonName }, done);
+      }
+      identity = { kind: "manager", name: managerIdentity };
+    } else {
+      // DESIGN.md §4: clientId ≠ certificate CN is refused, so one certificate is one session.
+      if (client.id !== commonName) {
+        return refuse(client, "client-id-mismatch", { certificate_cn: commonName }, done);
+      }
+      if (!CLUSTER_ID_PATTERN.test(commonName)) {
+        return refuse(client, "not-a-cluster-identity", { certificate_cn: commonName }, done);
+      }
+      if (revoked.has(commonName)) return refuse(client, "revoked", { cluster: commonName }, done);
+      let allowed: boolean;
+      try {
+        allowed = await options.isClusterAllowed(commonName);
+      } catch (error) {
+        return refuse(client, "allow-check-failed", { cluster: commonName, error }, done);
+      }
+      // A revocation may have landed while the check was running.
+      if (revoked.has(commonName)) return refuse(client, "revoked", { cluster: commonName }, done);
+      if (!allowed) return refuse(client, "not-allowed", { cluster: commonName }, done);
+      identity = { kind: "operator", clusterId: commonName };
+    }
+    if (closing) return done(authError(SERVER_UNAVAILABLE, "broker closing"), null);
+    for (const previous of liveSessionsOf(client.id)) {
+      // MQTT-3.1.4-2: the new connection wins; Aedes closes the old one when it registers this one.
+      metrics.takeovers++;
+      previous.closeReason ??= "takeover";
+      log.warn("session takeover: a second connection with the same identity replaces the first", {
+        cluster: describe(identity),
+      });
+    }
+    const now = performance.now();
+    const session: Session = {
+      client,
+      identity,
+      bucket: createTokenBucket({ ratePerSecond: limits.rate, burst: limits.burst }),
+      windowStartMs: now,
+      dropsInWindow: 0,
+      closeReason: null,
+      expiryTimer: null,
+    };
+    sessions.set(client, session);
+    client.conn.once("close", () => {
+      if (session.expiryTimer) clearTimeout(session.expiryTimer);
+      sessions.delete(client);
+    });
+    armExpiry(session, validTo);
+    metrics.connections.accepted++;
+    done(null, true);
+  }
+
+  /** Counts a dropped publish; true when the client has crossed the abuse threshold and must go. */
+  function drop(session: Session, kind: keyof BrokerMetrics["denials"], packet: PublishPacket): boolean {
+    metrics.denials[kind]++;
+    metrics.droppedPublishes++;
+    const now = performance.now();
+    if (now - session.windowStartMs > limits.abuseWindowMs) {
+      session.windowStartMs = now;
+      session.dropsInWindow = 0;
+    }
+    session.dropsInWindow++;
+    // Rate-limit drops are the expected symptom of a burst; log them at debug so a flood cannot flood the log.
+    const fields = { cluster: describe(session.identity), topic: packet.topic, kind };
+    if (kind === "rateLimited") log.debug("publish dropped", fields);
+    else log.warn("publish dropped", { ...fields, bytes: packet.payload.length });
+    // MQTT-3.3.5-2: an unauthorized PUBLISH is either acknowledged without delivery or the connection closed.
+    // We acknowledge (so an operator's outbox is not stuck on one bad row) and reroute it to nowhere.
+    packet.topic = DROPPED_TOPIC;
+    packet.retain = false;
+    packet.payload = Buffer.alloc(0);
+    return session.dropsInWindow > limits.abuseDropLimit;
+  }
+
+  function authorizePublish(
+    client: Client | null,
+    packet: PublishPacket,
+    callback: (error?: Error | null) => void,
+  ): void {
+    if (client === null) {
+      // A stale last will with no live client (Aedes `_clearWills`): the stored clientId is the identity.
+      const clientId = (packet as PublishPacket & { clientId?: string }).clientId ?? "";
+      callback(operatorMayPublish(clientId, packet.topic) ? null : new Error("will refused"));
+      return;
+    }
+    const session = sessions.get(client);
+    if (!session) {
+      callback(new Error("not authenticated"));
+      return;
+    }
+    // The last will (presence `offline`) is published while the client closes: ACL yes, rate limit no.
+    const isWill = client.closed;
+    let abusive = false;
+    if (!mayPublish(session.identity, packet.topic)) abusive = drop(session, "publishAcl", packet);
+    else if (packet.payload.length > limits.maxPayloadBytes)
+      abusive = drop(session, "payloadTooLarge", packet);
+    else if (!isWill && !session.bucket.take()) abusive = drop(session, "rateLimited", packet);
+    if (abusive && !isWill) {
+      session.closeReason ??= "abuse";
+      log.warn("disconnecting client: sustained dropped publishes", {
+        cluster: describe(session.identity),
+        drops_in_window: session.dropsInWindow,
+      });
+      callback(new Error("publish abuse"));
+      return;
+    }
+    callback(null);
+  }
+
+  function authorizeSubscribe(
+    client: Client,
+    subscription: Subscription,
+    callback: (error: Error | null, subscription?: Subscription | null) => void,
+  ): void {
+    const session = sessions.get(client);
+    if (session && maySubscribe(session.identity, subscription.topic)) {
+      // DESIGN.md §3: every channel is QoS 1; a QoS 2 request is granted QoS 1.
+      callback(null, { ...subscription, qos: Math.min(subscription.qos, 1) as 0 | 1 });
+      return;
+    }
+    metrics.denials.subscribeAcl++;
+    log.warn("subscription refused", {
+      cluster: session ? describe(session.identity) : client.id,
+      filter: subscription.topic,
+    });
+    // A null subscription is a SUBACK failure (0x80, MQTT-3.9.3) and keeps the connection.
+    callback(null, null);
+  }
+
+  function authorizeForward(client: Client, packet: AedesPublishPacket): AedesPublishPacket | null {
+    const session = sessions.get(client);
+    if (session && mayReceive(session.identity, packet.topic)) return packet;
+    metrics.denials.forward++;
+    log.warn("delivery refused", {
+      cluster: session ? describe(session.identity) : client.id,
+      topic: packet.topic,
+    });
+    return null;
+  }
+
+  const aedes = await Aedes.createBroker({
+    connectTimeout: options.connectTimeoutMs ?? 10_000,
+    authenticate: (client, _username, _password, done) => {
+      authenticate(client, done).catch((error: unknown) => {
+        log.error("authenticate failed", { client_id: client.id, error });
+        done(authError(SERVER_UNAVAILABLE, "Server unavailable"), null);
+      });
+    },
+    authorizePublish,
+    authorizeSubscribe,
+    authorizeForward,
+  });
+
+  aedes.on("clientReady", (client) => {
+    const session = sessions.get(client);
+    if (!session) return;
+    metrics.connections.active++;
+    log.info("client connected", { cluster: describe(session.identity) });
+    if (session.identity.kind === "operator") emit("connected", session.identity.clusterId);
+  });
+  aedes.on("clientDisconnect", (client) => {
+    const session = sessions.get(client);
+    if (!session) return;
+    const reason: DisconnectReason =
+      session.closeReason ??
+      (closing
+        ? "broker-closing"
+        : (client as Client & { _disconnected?: boolean })._disconnected
+          ? "client-disconnect"
+          : "connection-lost");
+    metrics.connections.active = Math.max(0, metrics.connections.active - 1);
+    metrics.connections.disconnected[reason]++;
+    log.info("client disconnected", { cluster: describe(session.identity), reason });
+    if (session.identity.kind === "operator") emit("disconnected", session.identity.clusterId, reason);
+  });
+  aedes.on("keepaliveTimeout", (client) => {
+    const session = sessions.get(client);
+    if (session) session.closeReason ??= "keepalive-timeout";
+  });
+  // Hostile or broken input ends that connection only; it is logged, never thrown (DESIGN.md §3).
+  aedes.on("clientError", (client, error) => {
+    metrics.clientErrors++;
+    const session = sessions.get(client);
+    if (session) session.closeReason ??= "protocol-error";
+    log.warn("client error", { client_id: client.id, error: error.message });
+  });
+  aedes.on("connectionError", (client, error) => {
+    metrics.clientErrors++;
+    log.debug("connection error before CONNECT completed", { client_id: client.id, error: error.message });
+  });
+  // Aedes emits `error` for persistence failures; without a listener EventEmitter would throw.
+  (aedes as unknown as NodeJS.EventEmitter).on("error", (error: Error) =>
+    log.error("broker internal error", { error }),
+  );
+
+  const sockets = new Set<tls.TLSSocket>();
+  const server = tls.createServer(
+    {
+      ca: options.caPem,
+      cert: options.certPem,
+      key: options.keyPem,
+      requestCert: true,
+      rejectUnauthorized: true,
+      minVersion: "TLSv1.2",
+    },
+    (socket) => {
+      sockets.add(socket);
+      socket.once("close", () => sockets.delete(socket));
+      socket.on("error", (error) => log.debug("socket error", { error: error.message }));
+      aedes.handle(socket);
+    },
+  );
+  server.on("tlsClientError", (error, socket) => {
+    metrics.connections.tlsHandshakeFailures++;
+    log.warn("TLS handshake refused", { error: error.message, remote: socket?.remoteAddress });
+    socket?.destroy();
+  });
+  server.on("error", (error) => log.error("broker listener error", { error }));
+  server.listen(options.port, options.host);
+  await Promise.race([
+    once(server, "listening"),
+    once(server, "error").then(([error]) => {
+      throw error;
+    }),
+  ]);
+  const address = server.address();
+  const port = typeof address === "object" && address !== null ? address.port : options.port;
+  log.info("broker listening", { host: options.host, port });
+
+  return {
+    host: options.host,
+    port,
+    aedes,
+    metrics,
+    revoke(clusterId) {
+      revoked.add(clusterId);
+      let kicked = false;
+      for (const session of sessions.values()) {
+        if (session.identity.kind === "operator" && session.identity.clusterId === clusterId) {
+          kick(session, "revoked");
+          kicked = true;
+        }
+      }
+      log.warn("cluster revoked", { cluster: clusterId, kicked });
+      return kicked;
+    },
+    connectedClusters() {
+      const ids = new Set<string>();
+      for (const session of sessions.values()) {
+        if (session.identity.kind === "operator" && session.client.connected) {
+          ids.add(session.identity.clusterId);
+        }
+      }
+      return [...ids];
+    },
+    addClientListener(listener) {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
+    async close() {
+      if (closing) return;
+      closing = true;
+      const serverClosed = new Promise<void>((resolve) => server.close(() => resolve()));
+      await new Promise<void>((resolve) => aedes.close(() => resolve()));
+      for (const socket of sockets) socket.destroy();
+      await serverClosed;
+      log.info("broker closed", {});
+    },
+  };
+}

@@ -1,0 +1,345 @@
+/**
+ * The broker's security contract over real mutual-TLS sockets with mqtt.js clients (DESIGN.md §4): who may
+ * connect, subscribe, publish and receive, the limits, revocation and takeover. Every refusal is also counted.
+ */
+import { afterEach, describe, expect, test } from "bun:test";
+import type { MqttClient } from "mqtt";
+import { type Broker, type BrokerOptions, createBroker } from "../../broker/broker.ts";
+import { createEmbeddedBus } from "../../manager/bus/embedded.ts";
+import type { Bus } from "../../manager/bus/bus.ts";
+import { createCertificateAuthority } from "../../manager/pki/ca.ts";
+import { createMemoryLogger } from "../../shared/logger.ts";
+import { managerSubscription, topicFor } from "../../shared/topics.ts";
+import { selfSignedIdentity } from "./self-signed.ts";
+import {
+  clusterId,
+  collect,
+  connectOrFail,
+  endAll,
+  issueIdentity,
+  makePki,
+  type Pki,
+  subackCode,
+  tryConnect,
+  waitFor,
+} from "./fixtures.ts";
+
+const A = clusterId(0xa);
+const B = clusterId(0xb);
+
+interface Harness {
+  pki: Pki;
+  broker: Broker;
+  bus: Bus;
+  logger: ReturnType<typeof createMemoryLogger>;
+  allowed: Set<string>;
+  events: string[];
+}
+
+const cleanups: Array<() => Promise<void>> = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+async function start(overrides: Partial<BrokerOptions> = {}, pkiIn?: Pki): Promise<Harness> {
+  const pki = pkiIn ?? (await makePki());
+  const logger = createMemoryLogger("debug");
+  const allowed = new Set([A, B]);
+  const events: string[] = [];
+  const broker = await createBroker({
+    host: "127.0.0.1",
+    port: 0,
+    caPem: pki.ca.certificatePem,
+    certPem: pki.server.certPem,
+    keyPem: pki.server.keyPem,
+    isClusterAllowed: async (id) => allowed.has(id),
+    limits: { maxPayloadBytes: 4096, publishRatePerSecond: 1000 },
+    logger,
+    onClientConnected: (id) => events.push(`connected ${id}`),
+    onClientDisconnected: (id, reason) => events.push(`disconnected ${id} ${reason}`),
+    ...overrides,
+  });
+  const bus = createEmbeddedBus({ broker, logger });
+  cleanups.push(async () => {
+    await bus.close();
+    await broker.close();
+  });
+  return { pki, broker, bus, logger, allowed, events };
+}
+
+function track(...clients: MqttClient[]): void {
+  cleanups.push(() => endAll(...clients));
+}
+
+async function operator(h: Harness, id: string): Promise<MqttClient> {
+  const client = await connectOrFail({
+    port: h.broker.port,
+    caPem: h.pki.ca.certificatePem,
+    identity: await h.pki.identity(id),
+    clientId: id,
+  });
+  track(client);
+  return client;
+}
+
+function logged(h: Harness, msg: string): Array<Record<string, unknown>> {
+  return h.logger.records.filter((r) => r.msg === msg);
+}
+
+describe("broker: who may connect", () => {
+  test("an enrolled operator connects, publishes to the Manager and receives its desired state", async () => {
+    const h = await start();
+    const got: Array<{ topic: string; payload: string }> = [];
+    await h.bus.subscribe(managerSubscription("status"), (topic, payload) => {
+      got.push({ topic, payload: new TextDecoder().decode(payload) });
+    });
+    const client = await operator(h, A);
+    const received = collect(client);
+    const granted = await client.subscribeAsync(topicFor(A, "desired"), { qos: 1 });
+    expect(granted[0]!.qos).toBe(1);
+    await client.publishAsync(topicFor(A, "status"), '{"ok":true}', { qos: 1 });
+    await waitFor(() => got.length === 1, 5000, "status at the Manager");
+    expect(got[0]).toEqual({ topic: topicFor(A, "status"), payload: '{"ok":true}' });
+    await h.bus.publish(topicFor(A, "desired"), '{"revision":1}', { qos: 1 });
+    await waitFor(() => received.length === 1, 5000, "desired at the operator");
+    expect(received[0]).toEqual({ topic: topicFor(A, "desired"), payload: '{"revision":1}' });
+    expect(h.broker.metrics.connections.accepted).toBe(1);
+    await waitFor(() => h.events.includes(`connected ${A}`), 2000, "onClientConnected");
+    expect(h.broker.connectedClusters()).toEqual([A]);
+  });
+
+  test.each([
+    ["no client certificate", "none"],
+    ["a self-signed certificate", "self-signed"],
+    ["a certificate from another CA", "other-ca"],
+    ["an expired certificate", "expired"],
+  ] as const)("%s is refused by the TLS handshake and counted", async (_name, kind) => {
+    let clock = Date.now();
+    const pki = await makePki(() => new Date(clock));
+    const h = await start({}, pki);
+    let identity: Awaited<ReturnType<Pki["identity"]>> | undefined;
+    if (kind === "self-signed") identity = await selfSignedIdentity(A);
+    if (kind === "other-ca") identity = await issueIdentity(await createCertificateAuthority(), A);
+    if (kind === "expired") {
+      clock = Date.now() - 30 * 86_400_000;
+      identity = await pki.identity(A, 3600); // issued 30 days ago for one hour, by the trusted CA
+      clock = Date.now();
+    }
+    // Control: the same broker accepts a valid identity, so the refusal below is about the certificate.
+    const control = await operator(h, B);
+    expect(control.connected).toBe(true);
+    const outcome = await tryConnect({
+      port: h.broker.port,
+      caPem: pki.ca.certificatePem,
+      identity,
+      clientId: A,
+    });
+    track(outcome.client);
+    expect(outcome.connected).toBe(false);
+    await waitFor(() => h.broker.metrics.connections.tlsHandshakeFailures === 1, 3000, "TLS failure counted");
+    expect(h.broker.metrics.connections.accepted).toBe(1); // the control only
+    expect(logged(h, "TLS handshake refused").length).toBe(1);
+  });
+
+  test.each([
+    ["a clientId that is not the certificate CN", A, B, "client-id-mismatch"],
+    ["a cluster the Manager does not know (or revoked)", clusterId(0xc), clusterId(0xc), "not-allowed"],
+    ["a certificate whose CN is not a cluster id", "admin", "admin", "not-a-cluster-identity"],
+  ] as const)(
+    "%s is refused with Not authorized, logged and counted",
+    async (_name, cn, clientId, reason) => {
+      const h = await start();
+      const outcome = await tryConnect({
+        port: h.broker.port,
+        caPem: h.pki.ca.certificatePem,
+        identity: await h.pki.identity(cn),
+        clientId,
+      });
+      track(outcome.client);
+      expect(outcome.connected).toBe(false);
+      expect(outcome.connected ? "" : outcome.error).toMatch(/Not authorized/i);
+      expect(h.broker.metrics.connections.refused[reason]).toBe(1);
+      expect(logged(h, "connection refused").map((r) => r.reason)).toEqual([reason]);
+      expect(h.broker.metrics.connections.accepted).toBe(0);
+    },
+  );
+
+  test("revoke() kicks a live session at once and refuses it afterwards", async () => {
+    const h = await start();
+    const identity = await h.pki.identity(A);
+    const client = await connectOrFail({
+      port: h.broker.port,
+      caPem: h.pki.ca.certificatePem,
+      identity,
+      clientId: A,
+    });
+    track(client);
+    let closed = false;
+    client.on("close", () => {
+      closed = true;
+    });
+    await waitFor(() => h.broker.connectedClusters().includes(A), 2000, "session registered");
+    expect(h.broker.revoke(A)).toBe(true);
+    await waitFor(() => closed, 3000, "the client to be disconnected");
+    await waitFor(() => h.events.includes(`disconnected ${A} revoked`), 2000, "disconnect reason");
+    const again = await tryConnect({
+      port: h.broker.port,
+      caPem: h.pki.ca.certificatePem,
+      identity,
+      clientId: A,
+    });
+    track(again.client);
+    expect(again.connected).toBe(false);
+    expect(h.broker.metrics.connections.refused.revoked).toBe(1);
+  });
+
+  test("a second connection with the same identity takes over the first, and it is logged", async () => {
+    const h = await start();
+    const first = await operator(h, A);
+    let firstClosed = false;
+    first.on("close", () => {
+      firstClosed = true;
+    });
+    const second = await operator(h, A);
+    await waitFor(() => firstClosed, 3000, "the first session to be closed");
+    expect(second.connected).toBe(true);
+    expect(h.broker.metrics.takeovers).toBe(1);
+    expect(
+      logged(h, "session takeover: a second connection with the same identity replaces the first"),
+    ).toHaveLength(1);
+    await waitFor(() => h.events.includes(`disconnected ${A} takeover`), 2000, "takeover reason");
+  });
+
+  test("a session ends when its client certificate expires", async () => {
+    const h = await start();
+    const client = await connectOrFail({
+      port: h.broker.port,
+      caPem: h.pki.ca.certificatePem,
+      identity: await h.pki.identity(A, 2),
+      clientId: A,
+    });
+    track(client);
+    await waitFor(() => h.events.includes(`disconnected ${A} certificate-expired`), 6000, "expiry kick");
+  });
+});
+
+describe("broker: topic ACL", () => {
+  test.each([
+    ["#"],
+    ["+/#"],
+    ["$SYS/#"],
+    ["kubenova/v1/clusters/+/desired"],
+    ["kubenova/v1/clusters/#"],
+    [topicFor(B, "desired")],
+    [topicFor(A, "status")],
+  ])("subscribing to %s gets SUBACK failure and receives nothing", async (filter) => {
+    const h = await start();
+    const hostile = await operator(h, A);
+    const received = collect(hostile);
+    expect(await subackCode(hostile, filter)).toBe(0x80);
+    expect(h.broker.metrics.denials.subscribeAcl).toBe(1);
+    expect(logged(h, "subscription refused")[0]?.filter).toBe(filter);
+    // The connection stays usable: its own desired topic is granted, and a marker there proves ordering.
+    await hostile.subscribeAsync(topicFor(A, "desired"), { qos: 1 });
+    await h.bus.publish(topicFor(B, "desired"), "for B", { qos: 1 });
+    await h.bus.publish(topicFor(B, "commands"), "for B", { qos: 1 });
+    await h.bus.publish(topicFor(A, "status"), "report", { qos: 1 });
+    await h.bus.publish(topicFor(A, "desired"), "marker", { qos: 1 });
+    await waitFor(() => received.some((m) => m.payload === "marker"), 3000, "the marker");
+    expect(received).toEqual([{ topic: topicFor(A, "desired"), payload: "marker" }]);
+  });
+
+  test.each([
+    ["another cluster's status", topicFor(B, "status")],
+    ["a manager→operator topic", topicFor(A, "desired")],
+    ["another cluster's desired", topicFor(B, "desired")],
+    ["$SYS", "$SYS/broker/uptime"],
+    ["outside the contract", "kubenova/v1/other"],
+  ])("publishing to %s is dropped and counted", async (_name, topic) => {
+    const h = await start();
+    const seen: string[] = [];
+    for (const channel of ["status", "desired"] as const) {
+      await h.bus.subscribe(`kubenova/v1/clusters/+/${channel}`, (t) => {
+        seen.push(t);
+      });
+    }
+    const victim = await operator(h, B);
+    const victimGot = collect(victim);
+    await victim.subscribeAsync(topicFor(B, "desired"), { qos: 1 });
+    const client = await operator(h, A);
+    await client.publishAsync(topic, "forged", { qos: 1 });
+    // The connection survives and its own traffic still flows, which also orders the assertions.
+    await client.publishAsync(topicFor(A, "status"), "legit", { qos: 1 });
+    await waitFor(() => seen.includes(topicFor(A, "status")), 3000, "the legitimate status");
+    expect(seen).toEqual([topicFor(A, "status")]);
+    expect(victimGot).toEqual([]);
+    expect(h.broker.metrics.denials.publishAcl).toBe(1);
+    expect(h.broker.metrics.droppedPublishes).toBe(1);
+    expect(logged(h, "publish dropped")[0]).toMatchObject({ cluster: A, topic, kind: "publishAcl" });
+  });
+
+  test("an oversize payload is refused and counted; one at the limit passes", async () => {
+    const h = await start({ limits: { maxPayloadBytes: 1024, publishRatePerSecond: 1000 } });
+    const got: number[] = [];
+    await h.bus.subscribe(managerSubscription("usage"), (_t, payload) => {
+      got.push(payload.length);
+    });
+    const client = await operator(h, A);
+    await client.publishAsync(topicFor(A, "usage"), Buffer.alloc(1025, 1), { qos: 1 });
+    await client.publishAsync(topicFor(A, "usage"), Buffer.alloc(1024, 1), { qos: 1 });
+    await waitFor(() => got.length === 1, 3000, "the in-limit payload");
+    expect(got).toEqual([1024]);
+    expect(h.broker.metrics.denials.payloadTooLarge).toBe(1);
+  });
+
+  test("publishes above the rate are dropped and counted; sustained abuse disconnects", async () => {
+    const h = await start({
+      limits: { maxPayloadBytes: 4096, publishRatePerSecond: 5, abuseDropLimit: 40, abuseWindowMs: 60_000 },
+    });
+    let delivered = 0;
+    await h.bus.subscribe(managerSubscription("events"), () => {
+      delivered++;
+    });
+    const client = await operator(h, A);
+    let closed = false;
+    client.on("close", () => {
+      closed = true;
+    });
+    // 30 at once: the burst (5) plus at most a few refilled tokens pass, the rest are dropped, still connected.
+    await Promise.all(
+      Array.from({ length: 30 }, (_, i) => client.publishAsync(topicFor(A, "events"), `e${i}`, { qos: 1 })),
+    );
+    await waitFor(() => delivered + h.broker.metrics.denials.rateLimited === 30, 3000, "all 30 accounted");
+    expect(delivered).toBeGreaterThanOrEqual(5);
+    expect(delivered).toBeLessThan(12);
+    expect(h.broker.metrics.droppedPublishes).toBe(30 - delivered);
+    expect(closed).toBe(false);
+    // Keep flooding: past 40 drops in the window the broker disconnects the client.
+    for (let i = 0; i < 40 && !closed; i++) client.publish(topicFor(A, "events"), "flood", { qos: 0 });
+    await waitFor(() => closed, 3000, "the abusive client to be disconnected");
+    await waitFor(() => h.events.includes(`disconnected ${A} abuse`), 2000, "abuse reason");
+  });
+
+  test("malformed bytes on a TLS connection end that connection only", async () => {
+    const h = await start();
+    const tls = await import("node:tls");
+    const identity = await h.pki.identity(A);
+    const socket = tls.connect({
+      host: "127.0.0.1",
+      port: h.broker.port,
+      ca: h.pki.ca.certificatePem,
+      cert: identity.certificatePem,
+      key: identity.privateKeyPem,
+    });
+    socket.on("error", () => {});
+    await new Promise((resolve) => socket.once("secureConnect", resolve));
+    let ended = false;
+    socket.on("close", () => {
+      ended = true;
+    });
+    socket.write(Buffer.from([0x10, 0xff, 0xff, 0xff, 0xff, 0x7f, 0x00, 0x01])); // CONNECT, invalid length
+    await waitFor(() => ended, 3000, "the broker to drop the garbage connection");
+    const client = await operator(h, B);
+    expect(client.connected).toBe(true);
+  });
+});
