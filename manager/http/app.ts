@@ -12,6 +12,7 @@ import { registerAppRoutes } from "./routes/apps.ts";
 import { registerCatalogRoutes } from "./routes/catalog.ts";
 import { registerClusterRoutes } from "./routes/clusters.ts";
 import { registerDocsRoutes } from "./routes/docs.ts";
+import { isBootstrapAuthenticated, registerEnrolmentRoutes } from "./routes/enrolment.ts";
 import { registerHealthRoutes } from "./routes/health.ts";
 import { registerIdentityRoutes } from "./routes/identity.ts";
 import { registerTenantRoutes } from "./routes/tenants.ts";
@@ -44,11 +45,13 @@ export function createApp(services: AppServices): ManagerApp {
       verifier: services.verifier,
       insecureDevAuth: services.options.insecureDevAuth,
       logger: services.logger,
+      skip: isBootstrapAuthenticated,
     }),
   );
 
   registerIdentityRoutes(app, services);
   registerClusterRoutes(app, services);
+  registerEnrolmentRoutes(app, services);
   registerCatalogRoutes(app, services);
   registerTenantRoutes(app, services);
   registerAppRoutes(app, services);
@@ -59,6 +62,13 @@ export function createApp(services: AppServices): ManagerApp {
     scheme: "bearer",
     bearerFormat: "JWT",
     description: "A KubeNova access token (`kubenova token` or `POST /api/v1/tokens`)",
+  });
+  app.openAPIRegistry.registerComponent("securitySchemes", "bootstrapToken", {
+    type: "http",
+    scheme: "bearer",
+    bearerFormat: "knb_",
+    description:
+      "A cluster's one-time bootstrap token (`knb_…`, from registration or `POST …/bootstrap-token`); API tokens are refused",
   });
   return app;
 }

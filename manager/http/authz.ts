@@ -28,6 +28,9 @@ export const ACCESS = {
   getCluster: { roles: ["admin", "ops", "readOnly"], platformOnly: true },
   updateCluster: { roles: ["admin", "ops"] },
   deleteCluster: { roles: ["admin", "ops"] },
+  mintBootstrapToken: { roles: ["admin", "ops"], platformOnly: true },
+  revokeCluster: { roles: ["admin", "ops"], platformOnly: true },
+  installOperator: { roles: ["admin", "ops"], platformOnly: true },
   listPlans: { roles: ALL },
   createPlan: { roles: ["admin"] },
   getPlan: { roles: ALL },
@@ -67,6 +70,17 @@ export const ACCESS = {
 } as const satisfies Record<string, Rule>;
 
 export type OperationId = keyof typeof ACCESS;
+
+/**
+ * Operations that take no API token and are therefore not in ACCESS: the cluster's operator calls them with its
+ * bootstrap token (install manifests, first enrolment) or a proof of possession of its certificate (renewal).
+ * `routes/enrolment.ts` authenticates them; the JWT middleware lets exactly these paths through.
+ */
+export const BOOTSTRAP_OPERATIONS = [
+  "getInstallManifest",
+  "enrollCluster",
+  "renewClusterCertificate",
+] as const;
 
 /** Whether a principal may see objects of this tenant (and project) at all. */
 export function inScope(principal: Principal, tenant?: string, project?: string): boolean {

@@ -2,6 +2,7 @@
 import type { OpenAPIHono } from "@hono/zod-openapi";
 import type { Logger } from "../../shared/logger.ts";
 import type { ServiceDeps } from "../services/context.ts";
+import type { EnrolmentDeps } from "../services/enrolment.ts";
 
 import type { Principal } from "../auth/claims.ts";
 import type { TokenSigner } from "../auth/signer.ts";
@@ -12,6 +13,8 @@ export type { Principal, TokenSigner, TokenVerifier };
 export interface AppServices extends ServiceDeps {
   verifier: TokenVerifier;
   signer: TokenSigner;
+  /** Cluster enrolment (CA, settings, revocation hook); without it the enrolment routes answer 503. */
+  enrolment?: EnrolmentDeps;
   options: {
     bodyLimitBytes: number;
     /** Development only: trust `X-KN-Roles` (DESIGN.md §4 says never by default). */

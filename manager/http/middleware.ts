@@ -91,6 +91,11 @@ export function authenticate(options: {
   verifier: TokenVerifier;
   insecureDevAuth: boolean;
   logger: Logger;
+  /**
+   * Routes that authenticate themselves with another credential (the bootstrap token, a proof of possession):
+   * no principal is set and no JWT is looked at — those routes refuse one on their own.
+   */
+  skip?: (method: string, path: string) => boolean;
 }): MiddlewareHandler<AppEnv> {
   if (options.insecureDevAuth) {
     options.logger.warn(
@@ -98,6 +103,7 @@ export function authenticate(options: {
     );
   }
   return async (c, next) => {
+    if (options.skip?.(c.req.method, c.req.path)) return next();
     const authorization = c.req.header("authorization");
     if (authorization) {
       const match = authorization.match(/^Bearer\s+(\S+)\s*$/i);

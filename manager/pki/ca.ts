@@ -2,6 +2,8 @@
  * @module manager/pki — the Manager's certificate authority: issues the broker's server certificate and signs
  * operators' CSRs into client certificates whose CN is the cluster id (DESIGN.md §4).
  */
+// @peculiar/x509 needs the metadata polyfill loaded before it (NOTES.md).
+import "reflect-metadata";
 import * as x509 from "@peculiar/x509";
 import { KubeNovaError } from "../../shared/errors.ts";
 import { EC_ALGORITHM, exportPrivateKeyPem, generateKeyPair, importPrivateKeyPem } from "../../shared/pki.ts";

@@ -1,9 +1,9 @@
-/** Cluster registration and lifecycle (DESIGN.md §4 enrolment arrives with the secure channel). */
+/** Cluster registration and lifecycle; enrolment and identity live in enrolment.ts (DESIGN.md §4). */
 import type { z } from "zod";
 import type { ClusterCreate, ClusterUpdate } from "../../shared/api/models.ts";
 import { errors, KubeNovaError } from "../../shared/errors.ts";
 import { uuidv7 } from "../../shared/ids.ts";
-import type { ClusterRow, ListOptions, Page } from "../store/store.ts";
+import type { ClusterRow, ListOptions, Page, StoreTx } from "../store/store.ts";
 import { type Actor, audit, nowIso, type ServiceDeps } from "./context.ts";
 
 export const kubeconfigAad = (clusterId: string) => `clusters/${clusterId}/kubeconfig`;
@@ -12,6 +12,10 @@ export async function createCluster(
   deps: ServiceDeps,
   actor: Actor,
   input: z.output<typeof ClusterCreate>,
+  options: {
+    /** Runs inside the creating transaction (enrolment issues the bootstrap token there). */
+    onCreated?: (tx: StoreTx, row: ClusterRow) => Promise<void>;
+  } = {},
 ): Promise<ClusterRow> {
   const id = uuidv7();
   const now = nowIso(deps);
@@ -37,6 +41,7 @@ export async function createCluster(
   };
   return deps.store.transaction(async (tx) => {
     const created = await tx.clusters.insert(row);
+    await options.onCreated?.(tx, created);
     await audit(tx, deps, actor, {
       action: "cluster.create",
       resource: `clusters/${row.name}`,
@@ -88,13 +93,17 @@ export async function updateCluster(
   });
 }
 
+/**
+ * Deletes the cluster and revokes it at once (DESIGN.md §4): its certificates are marked revoked and its bootstrap
+ * tokens dropped in the same transaction. Returns the deleted row; the caller tells the broker (revocation hook).
+ */
 export async function deleteCluster(
   deps: ServiceDeps,
   actor: Actor,
   name: string,
   expectedVersion?: number,
-): Promise<void> {
-  await deps.store.transaction(async (tx) => {
+): Promise<ClusterRow> {
+  return deps.store.transaction(async (tx) => {
     const current = await tx.clusters.get(name);
     if (!current) throw errors.notFound("cluster", name);
     const placed = await tx.tenants.list({ limit: 5, where: (t) => t.clusters.includes(name) });
@@ -106,6 +115,9 @@ export async function deleteCluster(
     }
     await tx.clusters.delete(name, { expectedVersion: expectedVersion ?? current.version });
     await tx.changeLog.deleteCluster(current.id);
+    await tx.clusterCertificates.revokeForCluster(current.id, nowIso(deps));
+    await tx.bootstrapTokens.deleteForCluster(current.id);
     await audit(tx, deps, actor, { action: "cluster.delete", resource: `clusters/${name}` });
+    return current;
   });
 }

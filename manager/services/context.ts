@@ -20,7 +20,11 @@ export interface Actor {
 export interface ServiceDeps {
   store: Store;
   /** Envelope encryption for secrets at rest (manager/crypto). */
-  secrets: { encrypt(plaintext: string, aad: string): Promise<string> };
+  secrets: {
+    encrypt(plaintext: string, aad: string): Promise<string>;
+    /** Opens a ciphertext sealed for `aad` (the operator install reads the stored kubeconfig). */
+    decryptString(ciphertext: string, aad: string): Promise<string>;
+  };
   clock: () => Date;
   logger: Logger;
 }

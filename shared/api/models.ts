@@ -74,12 +74,91 @@ export const Cluster = z
     capabilities: z.record(z.string(), z.array(z.string())),
     hasKubeconfig: z.boolean(),
     lastSeenAt: Timestamp.nullable(),
+    revokedAt: Timestamp.nullable().meta({
+      description:
+        "Set while the cluster is revoked: it cannot connect until re-enrolled with a new bootstrap token",
+    }),
     createdAt: Timestamp,
     updatedAt: Timestamp,
     version: z.number().int(),
   })
   .meta({ id: "Cluster" });
 export type Cluster = z.infer<typeof Cluster>;
+
+// ── Enrolment (DESIGN.md §4) ────────────────────────────────────────────────────────────────────────────────────
+
+const Pem = z
+  .string()
+  .min(1)
+  .max(16 * 1024);
+
+export const BootstrapToken = z
+  .object({
+    token: z
+      .string()
+      .meta({ description: "One-time bootstrap token (`knb_…`); shown once, stored only hashed" }),
+    expiresAt: Timestamp,
+    installUrl: z
+      .string()
+      .meta({ description: "GET with `Authorization: Bearer <token>` for the install manifests" }),
+    instructions: z.object({
+      kubectl: z.string().meta({ description: "Install with kubectl" }),
+      helm: z.string().meta({ description: "Install with the operator's Helm chart" }),
+    }),
+  })
+  .meta({ id: "BootstrapToken" });
+
+export const ClusterRegistration = z
+  .object({ cluster: Cluster, bootstrap: BootstrapToken })
+  .meta({ id: "ClusterRegistration" });
+
+export const EnrolmentRequest = z
+  .object({
+    csr: Pem.meta({ description: "PEM PKCS#10 request, ECDSA P-256, subject CN = the cluster id" }),
+  })
+  .strict()
+  .meta({ id: "EnrolmentRequest" });
+
+export const RenewalRequest = z
+  .object({
+    csr: Pem.meta({ description: "PEM PKCS#10 request for the new key, subject CN = the cluster id" }),
+    proof: z
+      .string()
+      .min(1)
+      .max(16 * 1024)
+      .meta({
+        description:
+          "Compact JWS (ES256) signed with the current key; header x5c = [current certificate, DER base64]; " +
+          "claims sub = cluster id, csr_sha256 = hex SHA-256 of `csr`, iat, exp (≤ 300 s after iat)",
+      }),
+  })
+  .strict()
+  .meta({ id: "RenewalRequest" });
+
+export const ClusterIdentity = z
+  .object({
+    clusterId: z.string().meta({ description: "The certificate's CN and the MQTT client id" }),
+    certificate: z.string().meta({ description: "Client certificate (PEM)" }),
+    caBundle: z.string().meta({ description: "CA certificate (PEM) the broker's certificate chains to" }),
+    brokerUrl: z.string().meta({ description: "mqtts:// URL of the broker" }),
+    renewAfter: Timestamp.meta({ description: "Renew from here on (70–90% of the lifetime, jittered)" }),
+    expiresAt: Timestamp,
+  })
+  .meta({ id: "ClusterIdentity" });
+
+export const OperatorInstall = z
+  .object({
+    cluster: Cluster,
+    applied: z.array(
+      z.object({
+        apiVersion: z.string(),
+        kind: z.string(),
+        name: z.string(),
+        namespace: z.string().optional(),
+      }),
+    ),
+  })
+  .meta({ id: "OperatorInstall" });
 
 // ── Plans and policy sets ───────────────────────────────────────────────────────────────────────────────────────
 

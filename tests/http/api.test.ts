@@ -40,9 +40,9 @@ describe("clusters", () => {
       body: { name: "dc1", datacenter: "fra", kubeconfig },
     });
     expect(created.status).toBe(201);
-    expect(created.body).toMatchObject({ name: "dc1", hasKubeconfig: true, status: "pending_bootstrap" });
-    expect(created.body).not.toHaveProperty("kubeconfig");
-    expect(created.body).not.toHaveProperty("kubeconfigCiphertext");
+    expect(created.body.cluster).toMatchObject({ name: "dc1", hasKubeconfig: true });
+    expect(created.body.cluster).not.toHaveProperty("kubeconfig");
+    expect(created.body.cluster).not.toHaveProperty("kubeconfigCiphertext");
     expect(JSON.stringify(created.body)).not.toContain("sup3r-s3cret-t0ken");
 
     for (const path of ["/api/v1/clusters/dc1", "/api/v1/clusters"]) {
@@ -53,7 +53,7 @@ describe("clusters", () => {
     }
 
     const row = (await m.store.clusters.get("dc1"))!;
-    expect(row.id).toBe(created.body.id);
+    expect(row.id).toBe(created.body.cluster.id);
     const ciphertext = row.kubeconfigCiphertext!;
     expect(ciphertext).not.toContain("sup3r-s3cret-t0ken");
     expect(ciphertext).not.toContain(Buffer.from(kubeconfig).toString("base64url").slice(0, 16));
@@ -76,7 +76,7 @@ describe("clusters", () => {
       token: admin,
       body: { name: "dc2", datacenter: "ams" },
     });
-    expect(plain.body.hasKubeconfig).toBe(false);
+    expect(plain.body.cluster.hasKubeconfig).toBe(false);
     await m.close();
   });
 

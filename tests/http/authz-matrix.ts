@@ -4,7 +4,7 @@
  *
  * Principals: admin, ops, readOnly (global), owner = tenantOwner of acme, dev = projectDev of acme/web,
  * viewer = readOnly scoped to acme. Each cell is three outcomes for the targets own / foreign / missing:
- *   A = allowed (2xx), F = 403 forbidden, N = 404 not found, - = not applicable.
+ *   A = allowed (2xx), F = 403 forbidden, N = 404 not found, U = authorized but 422 (content), - = not applicable.
  * own = acme (project web, app site); foreign = globex (same names); missing = the deepest name absent inside
  * acme (tenant "nope", project acme/nope, app acme/web/nope), or a missing name for platform objects.
  */
@@ -41,6 +41,10 @@ export const MATRIX: Record<string, Row> = {
   getCluster: row("A-N", "A-N", "A-N", "F-F", "F-F", "F-F"),
   updateCluster: row("A-N", "A-N", "F-F", "F-F", "F-F", "F-F"),
   deleteCluster: row("A-N", "A-N", "F-F", "F-F", "F-F", "F-F"),
+  mintBootstrapToken: row("A-N", "A-N", "F-F", "F-F", "F-F", "F-F"),
+  revokeCluster: row("A-N", "A-N", "F-F", "F-F", "F-F", "F-F"),
+  // U: past authorization, refused for content — the spare cluster has no kubeconfig to install from (422).
+  installOperator: row("U-N", "U-N", "F-F", "F-F", "F-F", "F-F"),
   listAudit: row("A--", "A--", "A--", "F--", "F--", "F--"),
 
   listPlans: row("A--", "A--", "A--", "A--", "A--", "A--"),
@@ -85,3 +89,9 @@ export const MATRIX: Record<string, Row> = {
 
 /** Operations anyone may call without a token. */
 export const PUBLIC_OPERATIONS = ["healthz", "readyz"];
+
+/**
+ * Operations the cluster's operator calls without an API token (bootstrap token or proof of possession); they are
+ * not in MATRIX, and an API token on them is refused (tests/enrolment).
+ */
+export const BOOTSTRAP_OPERATIONS = ["getInstallManifest", "enrollCluster", "renewClusterCertificate"];

@@ -8,6 +8,8 @@ import { createTokenSigner } from "../../manager/auth/signer.ts";
 import { createTokenVerifier } from "../../manager/auth/verifier.ts";
 import { createEnvelope, createKeyring } from "../../manager/crypto/envelope.ts";
 import { createApp } from "../../manager/http/app.ts";
+import { createCertificateAuthority } from "../../manager/pki/ca.ts";
+import type { EnrolmentDeps, EnrolmentSettings } from "../../manager/services/enrolment.ts";
 import type { AppServices } from "../../manager/http/context.ts";
 import { openSqliteStore } from "../../manager/store/sqlite.ts";
 import type { Store } from "../../manager/store/store.ts";
@@ -15,6 +17,15 @@ import type { Store } from "../../manager/store/store.ts";
 export const TEST_SECRET = "kubenova-test-secret-that-is-long-enough-0123456789";
 export const ISSUER = "kubenova";
 export const AUDIENCE = "kubenova-api";
+
+/** Enrolment settings of the in-process Manager (what ManagerConfig would give). */
+export const TEST_ENROLMENT_SETTINGS: EnrolmentSettings = {
+  managerUrl: "https://manager.test",
+  brokerUrl: "mqtts://broker.test:8883",
+  bootstrapTokenTtlSeconds: 3600,
+  clientCertLifetimeSeconds: 30 * 86400,
+  operatorImage: "kubenova/kubenova:test",
+};
 
 export interface TestManager {
   app: ReturnType<typeof createApp>;
@@ -35,7 +46,12 @@ export interface TestManager {
 }
 
 export async function createTestManager(
-  options: { bodyLimitBytes?: number; insecureDevAuth?: boolean; now?: () => Date } = {},
+  options: {
+    bodyLimitBytes?: number;
+    insecureDevAuth?: boolean;
+    now?: () => Date;
+    enrolment?: Partial<EnrolmentSettings>;
+  } = {},
 ): Promise<TestManager> {
   const logger = createMemoryLogger("debug");
   const store = await openSqliteStore({ path: ":memory:", logger });
@@ -48,6 +64,11 @@ export async function createTestManager(
   const common = { issuer: ISSUER, audience: AUDIENCE };
   const signer = createTokenSigner({ ...common, algorithm: "HS256", secret: TEST_SECRET, now: clock });
   const verifier = createTokenVerifier({ ...common, algorithm: "HS256", secret: TEST_SECRET, now: clock });
+  const enrolment: EnrolmentDeps = {
+    // The CA follows the injected clock, so certificate validity and token expiry move together in tests.
+    ca: await createCertificateAuthority({ now: clock }),
+    settings: { ...TEST_ENROLMENT_SETTINGS, ...options.enrolment },
+  };
   const services: AppServices = {
     store,
     secrets: createEnvelope(keyring),
@@ -55,6 +76,7 @@ export async function createTestManager(
     logger,
     verifier,
     signer,
+    enrolment,
     options: {
       bodyLimitBytes: options.bodyLimitBytes ?? 64 * 1024,
       insecureDevAuth: options.insecureDevAuth ?? false,

@@ -2,21 +2,27 @@
 import { createRoute } from "@hono/zod-openapi";
 import { z } from "zod";
 import { LabelSelectorQuery, PageQuery, pageOf, ResourceName } from "../../../shared/api/common.ts";
-import { Cluster, ClusterCreate, ClusterStatus, ClusterUpdate } from "../../../shared/api/models.ts";
+import {
+  Cluster,
+  ClusterCreate,
+  ClusterRegistration,
+  ClusterStatus,
+  ClusterUpdate,
+} from "../../../shared/api/models.ts";
+import { KubeNovaError } from "../../../shared/errors.ts";
 import { matchesLabels, parseLabelSelector } from "../../../shared/label-selector.ts";
+import { installOperatorInBackground } from "../../install/kube-installer.ts";
 import * as clusters from "../../services/clusters.ts";
+import {
+  type BootstrapInfo,
+  type EnrolmentServiceDeps,
+  issueBootstrapToken,
+  notifyClusterRevoked,
+} from "../../services/enrolment.ts";
 import { requireAccess } from "../authz.ts";
 import type { AppServices, ManagerApp } from "../context.ts";
-import { actorOf, expectedVersion, idempotent, pageRequest, setEtag } from "../helpers.ts";
-import {
-  body,
-  errorResponses,
-  IdempotencyHeader,
-  IfMatchHeader,
-  json,
-  toCluster,
-  WRITE_ERRORS,
-} from "./shared.ts";
+import { actorOf, expectedVersion, pageRequest, setEtag } from "../helpers.ts";
+import { body, errorResponses, IfMatchHeader, json, toCluster, WRITE_ERRORS } from "./shared.ts";
 
 const tags = ["clusters"];
 const security = [{ bearerAuth: [] }];
@@ -27,6 +33,13 @@ const ListQuery = PageQuery.extend({
   datacenter: ResourceName.optional(),
   status: ClusterStatus.optional(),
 }).strict();
+
+function enrolmentDeps(services: AppServices): EnrolmentServiceDeps {
+  if (!services.enrolment) {
+    throw new KubeNovaError("KN-503", "cluster enrolment is not configured on this Manager (no CA loaded)");
+  }
+  return { ...services, enrolment: services.enrolment };
+}
 
 export function registerClusterRoutes(app: ManagerApp, services: AppServices): void {
   app.openapi(
@@ -65,16 +78,35 @@ export function registerClusterRoutes(app: ManagerApp, services: AppServices): v
       tags,
       security,
       summary: "Register a cluster",
-      description: "The optional kubeconfig is envelope-encrypted at rest and never returned.",
+      description:
+        "Answers the cluster and its one-time bootstrap token (shown only here; `POST …/bootstrap-token` mints a " +
+        "new one) with install instructions. The optional kubeconfig is envelope-encrypted at rest, never " +
+        "returned, and used once in the background to install the operator (outcome on the cluster's status). " +
+        "No Idempotency-Key: a replay would have to store the token in the clear; a retry gets 409 instead.",
       middleware: [requireAccess("createCluster")] as const,
-      request: { headers: IdempotencyHeader, ...body(ClusterCreate) },
-      responses: { 201: json(Cluster, "The registered cluster"), ...errorResponses(...WRITE_ERRORS) },
+      request: body(ClusterCreate),
+      responses: {
+        201: json(ClusterRegistration, "The registered cluster and its bootstrap token"),
+        ...errorResponses(...WRITE_ERRORS, 503),
+      },
     }),
-    async (c) =>
-      idempotent(c, services, async () => {
-        const row = await clusters.createCluster(services, actorOf(c), c.req.valid("json"));
-        return { status: 201, body: toCluster(row), etag: row.version };
-      }),
+    async (c) => {
+      const deps = enrolmentDeps(services);
+      const actor = actorOf(c);
+      let bootstrap: BootstrapInfo | undefined;
+      const row = await clusters.createCluster(services, actor, c.req.valid("json"), {
+        onCreated: async (tx, created) => {
+          bootstrap = await issueBootstrapToken(tx, deps, created);
+        },
+      });
+      if (row.kubeconfigCiphertext !== null) {
+        // DESIGN.md §4: install from the handed-over kubeconfig once; errors land on the cluster, not here.
+        void installOperatorInBackground(deps, actor, row.name, { bootstrapToken: bootstrap!.token });
+      }
+      setEtag(c, row.version);
+      c.header("Cache-Control", "no-store");
+      return c.json({ cluster: toCluster(row), bootstrap: bootstrap! }, 201);
+    },
   );
 
   app.openapi(
@@ -135,7 +167,13 @@ export function registerClusterRoutes(app: ManagerApp, services: AppServices): v
       responses: { 204: { description: "Deleted" }, ...errorResponses(...WRITE_ERRORS) },
     }),
     async (c) => {
-      await clusters.deleteCluster(services, actorOf(c), c.req.valid("param").cluster, expectedVersion(c));
+      const deleted = await clusters.deleteCluster(
+        services,
+        actorOf(c),
+        c.req.valid("param").cluster,
+        expectedVersion(c),
+      );
+      await notifyClusterRevoked(services, deleted.id);
       return c.body(null, 204);
     },
   );
