@@ -271,6 +271,27 @@ function enrolmentSchema(dialect: Dialect): string[] {
   ];
 }
 
+/**
+ * Version 3: usage reports outside the acceptance window (too old, from the future, malformed windows) are kept
+ * with a reason instead of being dropped (DESIGN.md §3: usage is never lost), for an operator to inspect. Frozen.
+ */
+function usageQuarantineSchema(dialect: Dialect): string[] {
+  const t = TYPES[dialect];
+  return [
+    `CREATE TABLE usage_quarantine (
+      id ${t.key} PRIMARY KEY,
+      cluster_id ${t.key} NOT NULL,
+      tenant ${t.text} NOT NULL,
+      reason ${t.text} NOT NULL,
+      window_start ${t.ts} NOT NULL,
+      window_end ${t.ts} NOT NULL,
+      report ${t.json} NOT NULL,
+      received_at ${t.ts} NOT NULL
+    )${t.table}`,
+    "CREATE INDEX usage_quarantine_received ON usage_quarantine (received_at, id)",
+  ];
+}
+
 /** Every migration, in version order. */
 export const MIGRATIONS: readonly Migration[] = [
   {
@@ -284,6 +305,12 @@ export const MIGRATIONS: readonly Migration[] = [
     name: "cluster enrolment: bootstrap tokens, client certificates, revocation",
     sqlite: enrolmentSchema("sqlite"),
     postgres: enrolmentSchema("postgres"),
+  },
+  {
+    version: 3,
+    name: "usage quarantine",
+    sqlite: usageQuarantineSchema("sqlite"),
+    postgres: usageQuarantineSchema("postgres"),
   },
 ];
 

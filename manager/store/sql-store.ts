@@ -36,6 +36,8 @@ import type {
   Store,
   StoreTx,
   UpdateOptions,
+  UsageQuarantineRepo,
+  UsageQuarantineRow,
   UsageRepo,
   UsageRow,
 } from "./store.ts";
@@ -531,6 +533,17 @@ const USAGE_COLUMNS: readonly Column[] = [
   col("receivedAt", "received_at", "ts"),
 ];
 
+const QUARANTINE_COLUMNS: readonly Column[] = [
+  col("id", "id", "text"),
+  col("clusterId", "cluster_id", "text"),
+  col("tenant", "tenant", "text"),
+  col("reason", "reason", "text"),
+  col("windowStart", "window_start", "ts"),
+  col("windowEnd", "window_end", "ts"),
+  col("report", "report", "json"),
+  col("receivedAt", "received_at", "ts"),
+];
+
 const CHANGE_COLUMNS: readonly Column[] = [
   col("clusterId", "cluster_id", "text"),
   col("revision", "revision", "int"),
@@ -741,6 +754,26 @@ function usageRepo(driver: SqlDriver): UsageRepo {
         table: "usage_records",
         columns: USAGE_COLUMNS,
         keys: [USAGE_COLUMNS[3]!, USAGE_COLUMNS[1]!, USAGE_COLUMNS[2]!, USAGE_COLUMNS[0]!],
+        conditions,
+        params,
+        limit: options.limit,
+        cursor: options.cursor,
+      });
+    },
+  };
+}
+
+function usageQuarantineRepo(driver: SqlDriver): UsageQuarantineRepo {
+  return {
+    insert: async (row) =>
+      (await insertIfAbsent(driver, "usage_quarantine", QUARANTINE_COLUMNS, row)) ? "inserted" : "duplicate",
+    list: async (filter, options) => {
+      const { conditions, params } = filterConditions([["cluster_id", filter.clusterId]]);
+      return listPage<UsageQuarantineRow>(driver, {
+        table: "usage_quarantine",
+        columns: QUARANTINE_COLUMNS,
+        keys: [QUARANTINE_COLUMNS[7]!, QUARANTINE_COLUMNS[0]!],
+        descending: true,
         conditions,
         params,
         limit: options.limit,
@@ -991,6 +1024,7 @@ function repositories(driver: SqlDriver): StoreTx {
     plans: namedRepo(new EntityTable(driver, PLAN)),
     policySets: namedRepo(new EntityTable(driver, POLICY_SET)),
     usage: usageRepo(driver),
+    usageQuarantine: usageQuarantineRepo(driver),
     changeLog: changeLogRepo(driver),
     statusMirror: statusMirrorRepo(driver),
     events: eventRepo(driver),

@@ -160,6 +160,19 @@ export interface UsageRow {
   receivedAt: string;
 }
 
+/** A usage report the Manager would not bill as it came, kept with the reason (DESIGN.md §3). */
+export interface UsageQuarantineRow {
+  /** The report's envelope id. */
+  id: string;
+  clusterId: string;
+  tenant: string;
+  reason: string;
+  windowStart: string;
+  windowEnd: string;
+  report: Record<string, unknown>;
+  receivedAt: string;
+}
+
 export interface UsageFilter {
   tenant?: string;
   clusterId?: string;
@@ -304,6 +317,13 @@ export interface UsageRepo {
   list(filter: UsageFilter, options: PageRequest): Promise<Page<UsageRow>>;
 }
 
+export interface UsageQuarantineRepo {
+  /** Idempotent on id. */
+  insert(row: UsageQuarantineRow): Promise<"inserted" | "duplicate">;
+  /** Newest first. */
+  list(filter: { clusterId?: string }, options: PageRequest): Promise<Page<UsageQuarantineRow>>;
+}
+
 export interface ChangeLogRepo {
   /** Appends in order, allocating the cluster's next revisions; returns the rows written. */
   append(clusterId: string, changes: ChangeInput[]): Promise<ChangeRow[]>;
@@ -390,6 +410,7 @@ export interface StoreTx {
   plans: PlanRepo;
   policySets: PolicySetRepo;
   usage: UsageRepo;
+  usageQuarantine: UsageQuarantineRepo;
   changeLog: ChangeLogRepo;
   statusMirror: StatusMirrorRepo;
   events: EventRepo;

@@ -857,6 +857,31 @@ export function describeStoreContract(name: string, makeStore: MakeStore): void 
         }));
     });
 
+    describe("usage quarantine", () => {
+      test("keeps refused reports with their reason, idempotent on id, newest first per cluster", () =>
+        withStore(async (store) => {
+          const row = (id: string, clusterId: string, receivedAt: string) => ({
+            id,
+            clusterId,
+            tenant: "acme",
+            reason: "future",
+            windowStart: at(10),
+            windowEnd: at(11),
+            report: { metrics: { pods: 1 } },
+            receivedAt,
+          });
+          expect(await store.usageQuarantine.insert(row("q1", "c1", at(1)))).toBe("inserted");
+          expect(await store.usageQuarantine.insert(row("q1", "c1", at(5)))).toBe("duplicate");
+          await store.usageQuarantine.insert(row("q2", "c2", at(2)));
+          await store.usageQuarantine.insert(row("q3", "c1", at(3)));
+          const c1 = await store.usageQuarantine.list({ clusterId: "c1" }, { limit: 10 });
+          expect(c1.items.map((r) => r.id)).toEqual(["q3", "q1"]);
+          expect(c1.items[1]).toEqual(row("q1", "c1", at(1)));
+          const pages = await allPages((cursor) => store.usageQuarantine.list({}, { limit: 2, cursor }));
+          expect(pages.map((p) => p.map((r) => r.id))).toEqual([["q3", "q2"], ["q1"]]);
+        }));
+    });
+
     describe("events and audit", () => {
       test("events: idempotent on id, newest first, filtered, paged through equal timestamps", () =>
         withStore(async (store) => {

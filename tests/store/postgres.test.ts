@@ -181,5 +181,5 @@ describe("postgres store", () => {
       await store.close();
       await pglite.stop();
     }
-  });
+  }, 60_000);
 });
