@@ -343,3 +343,30 @@ describe("broker: topic ACL", () => {
     expect(client.connected).toBe(true);
   });
 });
+
+describe("broker: the Manager's identity as an external client", () => {
+  test("may read every cluster's reports and write desired state, but never act as an operator", async () => {
+    const h = await start({ managerIdentity: "kubenova-manager" });
+    const manager = await connectOrFail({
+      port: h.broker.port,
+      caPem: h.pki.ca.certificatePem,
+      identity: await h.pki.identity("kubenova-manager"),
+      clientId: "kubenova-manager-replica-1",
+    });
+    track(manager);
+    expect(await subackCode(manager, "#")).toBe(0x80);
+    expect(await subackCode(manager, topicFor(A, "desired"))).toBe(0x80);
+    expect(await subackCode(manager, managerSubscription("status"))).toBe(1);
+    const got = collect(manager);
+    const a = await operator(h, A);
+    const atA = collect(a);
+    await a.subscribeAsync(topicFor(A, "desired"), { qos: 1 });
+    await a.publishAsync(topicFor(A, "status"), "s", { qos: 1 });
+    await manager.publishAsync(topicFor(A, "status"), "forged", { qos: 1 }); // an operator→manager topic: dropped
+    await manager.publishAsync(topicFor(A, "desired"), "d", { qos: 1 });
+    await waitFor(() => got.length === 1 && atA.length === 1, 3000, "both deliveries");
+    expect(got).toEqual([{ topic: topicFor(A, "status"), payload: "s" }]);
+    expect(atA).toEqual([{ topic: topicFor(A, "desired"), payload: "d" }]);
+    expect(h.broker.metrics.denials.publishAcl).toBe(1);
+  });
+});
