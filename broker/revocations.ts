@@ -4,7 +4,7 @@
  * Watched for changes (fs.watch on its folder, so atomic rename-into-place is seen) with a polling fallback.
  */
 import { type FSWatcher, watch } from "node:fs";
-import { readFile, stat } from "node:fs/promises";
+import { readFile, rename, stat, writeFile } from "node:fs/promises";
 import { basename, dirname } from "node:path";
 import { z } from "zod";
 import type { Logger } from "../shared/logger.ts";
@@ -93,4 +93,12 @@ export async function watchRevocationFile(options: {
       watcher?.close();
     },
   };
+}
+
+/** For the Manager: replaces the file atomically (write, then rename) so the broker never reads half a list. */
+export async function writeRevocationFile(path: string, revokedClusterIds: Iterable<string>): Promise<void> {
+  const body: RevocationFile = { revokedClusterIds: [...new Set(revokedClusterIds)].sort() };
+  const tmp = `${path}.${process.pid}.tmp`;
+  await writeFile(tmp, `${JSON.stringify(body, null, 2)}\n`, { mode: 0o644 });
+  await rename(tmp, path);
 }

@@ -3,11 +3,12 @@
  * the Manager writes, and a Manager connecting as an external MQTT 3.1.1 client with its own identity.
  */
 import { afterEach, describe, expect, test } from "bun:test";
-import { mkdtempSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
 import { parseBrokerConfig } from "../../broker/config.ts";
+import { writeRevocationFile } from "../../broker/revocations.ts";
 import { createExternalBus } from "../../manager/bus/external.ts";
 import { ConfigError } from "../../shared/config.ts";
 import { createMemoryLogger } from "../../shared/logger.ts";
@@ -127,9 +128,8 @@ describe("kubenova broker (standalone process)", () => {
     client.on("close", () => {
       closed = true;
     });
-    // The Manager replaces the file atomically (write + rename), as a real writer should.
-    writeFileSync(join(dir, "revoked.json.tmp"), JSON.stringify({ revokedClusterIds: [B, A] }));
-    renameSync(join(dir, "revoked.json.tmp"), join(dir, "revoked.json"));
+    // The Manager replaces the file atomically (write + rename).
+    await writeRevocationFile(join(dir, "revoked.json"), [B, A]);
     await waitFor(() => closed, 5000, "the revoked session to be kicked");
     expect(logs.some((l) => l.includes('"msg":"cluster revoked"') && l.includes(A))).toBe(true);
     const again = await tryConnect({
