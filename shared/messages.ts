@@ -103,6 +103,8 @@ export const PresenceBody = z.object({
   state: z.enum(["online", "offline"]),
   /** Heartbeats repeat `online` at the operator's interval; the last will says `offline`. */
   heartbeatIntervalMs: z.number().int().min(100).max(3_600_000).optional(),
+  /** The revision the operator has applied, so the Manager notices a lost `desired` message between changes. */
+  lastAppliedRevision: z.number().int().min(0).optional(),
   reason: z.string().max(256).optional(),
 });
 

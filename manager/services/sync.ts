@@ -2,9 +2,9 @@
  * Change-log fan-out: whenever intent changes, the affected clusters get the new desired objects appended to
  * their log in the same transaction (DESIGN.md §3 — the database is the source of truth).
  */
-import { appKey } from "../../shared/desired.ts";
+import { appKey, type DesiredApp, type DesiredTenant } from "../../shared/desired.ts";
 import { desiredApp, desiredTenant, platformRules } from "../desired/compose.ts";
-import type { AppRow, PolicySetRow, StoreTx, TenantRow } from "../store/store.ts";
+import type { AppRow, PlanRow, PolicySetRow, StoreTx, TenantRow } from "../store/store.ts";
 import { listAll } from "./context.ts";
 
 const PAGE = 500;
@@ -43,12 +43,34 @@ export async function syncTenant(
     if (options.onlyCluster !== undefined && clusterName !== options.onlyCluster) continue;
     const clusterId = await clusterIdOf(tx, clusterName);
     if (!clusterId) continue;
-    const projects = await listAll((cursor) =>
-      tx.projects.list({ tenant: tenant.name, cluster: clusterName }, { limit: PAGE, cursor }),
-    );
-    const body = desiredTenant(tenant, plan, projects);
+    const body = await tenantBody(tx, tenant, plan, clusterName);
     await tx.changeLog.append(clusterId, [{ kind: "tenant", key: tenant.name, op: "upsert", body }]);
   }
+}
+
+/** The tenant as one cluster should see it: with only the projects that live there. */
+export async function tenantBody(
+  tx: StoreTx,
+  tenant: TenantRow,
+  plan: PlanRow | null,
+  clusterName: string,
+): Promise<DesiredTenant> {
+  const projects = await listAll((cursor) =>
+    tx.projects.list({ tenant: tenant.name, cluster: clusterName }, { limit: PAGE, cursor }),
+  );
+  return desiredTenant(tenant, plan, projects);
+}
+
+/** A deployed app's desired object with platform rules merged; null when it is not deployed. */
+export async function appBody(tx: StoreTx, app: AppRow): Promise<DesiredApp | null> {
+  if (app.deployedRevision === null) return null;
+  const revision = await tx.appRevisions.get(app.tenant, app.project, app.name, app.deployedRevision);
+  if (!revision) return null;
+  const tenant = await tx.tenants.get(app.tenant);
+  const project = await tx.projects.get(app.tenant, app.project);
+  const plan = tenant?.plan ? await tx.plans.get(tenant.plan) : null;
+  const sets = await policySetsByName(tx, [...(tenant?.policySets ?? []), ...(project?.policySets ?? [])]);
+  return desiredApp(app, revision.spec, app.deployedRevision, platformRules(plan, sets));
 }
 
 /** Appends an app's desired object (or its deletion) to its project's cluster. Undeployed apps send nothing. */
@@ -62,14 +84,8 @@ export async function syncApp(tx: StoreTx, app: AppRow, options: { deleted?: boo
     }
     return;
   }
-  if (app.deployedRevision === null) return;
-  const revision = await tx.appRevisions.get(app.tenant, app.project, app.name, app.deployedRevision);
-  if (!revision) return;
-  const tenant = await tx.tenants.get(app.tenant);
-  const project = await tx.projects.get(app.tenant, app.project);
-  const plan = tenant?.plan ? await tx.plans.get(tenant.plan) : null;
-  const sets = await policySetsByName(tx, [...(tenant?.policySets ?? []), ...(project?.policySets ?? [])]);
-  const body = desiredApp(app, revision.spec, app.deployedRevision, platformRules(plan, sets));
+  const body = await appBody(tx, app);
+  if (!body) return;
   await tx.changeLog.append(clusterId, [{ kind: "app", key, op: "upsert", body }]);
 }
 

@@ -145,7 +145,12 @@ export function createOperatorLink(options: OperatorLinkOptions): OperatorLink {
         id: uuidv7(),
         kind: "presence",
         clusterId: options.clusterId,
-        body: { state, heartbeatIntervalMs, ...(reason ? { reason } : {}) },
+        body: {
+          state,
+          heartbeatIntervalMs,
+          lastAppliedRevision: stats.lastAppliedRevision,
+          ...(reason ? { reason } : {}),
+        },
       }),
     );
 
@@ -172,12 +177,16 @@ export function createOperatorLink(options: OperatorLinkOptions): OperatorLink {
   async function onDesired(body: BodyOf<"desired">): Promise<void> {
     let revision = await options.revisions.get();
     if (body.snapshot) {
-      if (body.toRevision <= revision && body.changes.length === 0) return;
+      // A snapshot is the Manager's whole truth, even below our revision (its database was restored): apply it.
       await options.applier.applySnapshot(body.changes);
       stats.appliedChanges += body.changes.length;
       await options.revisions.set(body.toRevision);
       stats.lastAppliedRevision = body.toRevision;
-      log.info("applied snapshot", { revision: body.toRevision, objects: body.changes.length });
+      log.info("applied snapshot", {
+        revision: body.toRevision,
+        objects: body.changes.length,
+        previous: revision,
+      });
       return;
     }
     const changes = [...body.changes].sort((a, b) => a.revision - b.revision);
@@ -373,8 +382,10 @@ export function createOperatorLink(options: OperatorLinkOptions): OperatorLink {
           if (error) log.warn("subscribe failed", { err: error });
         },
       );
-      next.publish(topic("presence"), presence("online"), { qos: 1, retain: true });
-      sendHello().catch((error) => log.warn("hello failed", { err: error }));
+      // Read our revision first, so the first heartbeat does not claim an older one.
+      sendHello()
+        .then(() => next.publish(topic("presence"), presence("online"), { qos: 1, retain: true }))
+        .catch((error) => log.warn("hello failed", { err: error }));
       clearTimers();
       heartbeatTimer = setInterval(() => {
         if (next.connected) next.publish(topic("presence"), presence("online"), { qos: 1, retain: true });

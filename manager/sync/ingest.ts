@@ -1,0 +1,338 @@
+/**
+ * Report ingest (DESIGN.md §3): one handler per operator→manager kind behind one `switch`. Reports are
+ * at-least-once on the wire and exactly-once in the database: they are written with unique keys (envelope id;
+ * usage by cluster + tenant + window start), in micro-batched transactions, and only after a batch commits does
+ * the Manager publish `acks` with the committed ids — a PUBACK is not a commit. If the database is down nothing
+ * is acked and the operators' outboxes resend later.
+ */
+import type { Logger } from "../../shared/logger.ts";
+import {
+  type AnyEnvelope,
+  type Envelope,
+  makeEnvelope,
+  parseEnvelope,
+  type RejectReason,
+} from "../../shared/messages.ts";
+import { uuidv7 } from "../../shared/ids.ts";
+import { managerSubscription, OPERATOR_TO_MANAGER, parseTopic, topicFor } from "../../shared/topics.ts";
+import type { Bus, Unsubscribe } from "../bus/bus.ts";
+import type { Store, StoreTx } from "../store/store.ts";
+import type { CommandClient } from "./commands.ts";
+import type { DesiredDispatcher } from "./dispatcher.ts";
+import type { PresenceTracker } from "./presence.ts";
+
+export interface UsagePolicy {
+  /** Reports whose window ended longer ago than this are quarantined as too old. */
+  maxAgeMs: number;
+  /** Reports whose window starts later than now + this are quarantined as from the future. */
+  futureSkewMs: number;
+  /** A report arriving this long after its window ended is for a closed period: stored as an adjustment. */
+  closeAfterMs: number;
+  /** Longest plausible window. */
+  maxWindowMs: number;
+}
+
+export const DEFAULT_USAGE_POLICY: UsagePolicy = {
+  maxAgeMs: 35 * 86_400_000,
+  futureSkewMs: 10 * 60_000,
+  closeAfterMs: 48 * 3_600_000,
+  maxWindowMs: 24 * 3_600_000,
+};
+
+export interface IngestStats {
+  received: number;
+  rejected: Record<RejectReason | "bad_topic", number>;
+  committed: number;
+  duplicates: number;
+  quarantined: number;
+  adjustments: number;
+  acked: number;
+  commitFailures: number;
+  batches: number;
+}
+
+export interface IngestOptions {
+  store: Store;
+  bus: Bus;
+  logger: Logger;
+  presence: PresenceTracker;
+  dispatcher: DesiredDispatcher;
+  commands: CommandClient;
+  /** Records what an operator said in `hello` (versions, capabilities) on its cluster. */
+  onHello?: (clusterId: string, body: Envelope<"hello">["body"]) => Promise<void>;
+  clock?: () => Date;
+  maxPayloadBytes?: number;
+  batchMaxMessages?: number;
+  batchMaxDelayMs?: number;
+  usagePolicy?: UsagePolicy;
+}
+
+export interface Ingest {
+  start(): Promise<void>;
+  stats(): IngestStats;
+  /** Resolves when everything received so far has been committed (or failed) and acked. */
+  drained(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+type Durable = Envelope<"status"> | Envelope<"usage"> | Envelope<"event"> | Envelope<"reply">;
+
+type Outcome = "inserted" | "duplicate" | "quarantined" | "adjustment";
+
+export function createIngest(options: IngestOptions): Ingest {
+  const log = options.logger.child({ component: "ingest" });
+  const clock = options.clock ?? (() => new Date());
+  const maxBytes = options.maxPayloadBytes ?? 256 * 1024;
+  const batchMax = options.batchMaxMessages ?? 500;
+  const batchDelay = options.batchMaxDelayMs ?? 5;
+  const policy = options.usagePolicy ?? DEFAULT_USAGE_POLICY;
+  const stats: IngestStats = {
+    received: 0,
+    rejected: {
+      oversize: 0,
+      not_json: 0,
+      bad_version: 0,
+      unknown_kind: 0,
+      wrong_channel: 0,
+      wrong_cluster: 0,
+      invalid: 0,
+      bad_topic: 0,
+    },
+    committed: 0,
+    duplicates: 0,
+    quarantined: 0,
+    adjustments: 0,
+    acked: 0,
+    commitFailures: 0,
+    batches: 0,
+  };
+  let pending: Durable[] = [];
+  let timer: ReturnType<typeof setTimeout> | null = null;
+  let flushing: Promise<void> = Promise.resolve();
+  const unsubscribes: Unsubscribe[] = [];
+
+  function classifyUsage(envelope: Envelope<"usage">): { reason: string } | { adjustment: boolean } {
+    const now = clock().getTime();
+    const start = Date.parse(envelope.body.windowStart);
+    const end = Date.parse(envelope.body.windowEnd);
+    if (!(end > start) || end - start > policy.maxWindowMs) return { reason: "bad_window" };
+    if (start > now + policy.futureSkewMs) return { reason: "future" };
+    if (end < now - policy.maxAgeMs) return { reason: "too_old" };
+    return { adjustment: end < now - policy.closeAfterMs };
+  }
+
+  async function write(tx: StoreTx, envelope: Durable, receivedAt: string): Promise<Outcome> {
+    switch (envelope.kind) {
+      case "status": {
+        const body = envelope.body;
+        // Older or reordered reports never overwrite newer ones (observedGeneration), DESIGN.md §3.
+        await tx.statusMirror.upsert({
+          clusterId: envelope.clusterId,
+          kind: body.objectKind,
+          key: body.key,
+          observedGeneration: body.observedGeneration,
+          body: {
+            phase: body.phase,
+            ...(body.revision !== undefined ? { revision: body.revision } : {}),
+            ...(body.message !== undefined ? { message: body.message } : {}),
+            ...(body.detail !== undefined ? { detail: body.detail } : {}),
+            reportedAt: envelope.sentAt,
+          },
+          updatedAt: receivedAt,
+        });
+        return "inserted";
+      }
+      case "usage": {
+        const verdict = classifyUsage(envelope);
+        if ("reason" in verdict) {
+          const result = await tx.usageQuarantine.insert({
+            id: envelope.id,
+            clusterId: envelope.clusterId,
+            tenant: envelope.body.tenant,
+            reason: verdict.reason,
+            windowStart: envelope.body.windowStart,
+            windowEnd: envelope.body.windowEnd,
+            report: envelope.body as unknown as Record<string, unknown>,
+            receivedAt,
+          });
+          return result === "inserted" ? "quarantined" : "duplicate";
+        }
+        const result = await tx.usage.insert({
+          id: envelope.id,
+          clusterId: envelope.clusterId,
+          tenant: envelope.body.tenant,
+          windowStart: envelope.body.windowStart,
+          windowEnd: envelope.body.windowEnd,
+          metrics: envelope.body.metrics,
+          byProject: envelope.body.byProject,
+          adjustment: verdict.adjustment,
+          receivedAt,
+        });
+        if (result === "duplicate") return "duplicate";
+        return verdict.adjustment ? "adjustment" : "inserted";
+      }
+      case "event":
+        return tx.events.insert({
+          id: envelope.id,
+          clusterId: envelope.clusterId,
+          tenant: envelope.body.tenant,
+          at: envelope.body.at,
+          type: envelope.body.type,
+          reason: envelope.body.reason,
+          message: envelope.body.message,
+          object: envelope.body.object,
+        });
+      case "reply":
+        return "inserted"; // nothing to store: the waiting call gets it after the batch commits
+      default: {
+        const unreachable: never = envelope;
+        throw new Error(`unhandled durable kind ${(unreachable as { kind: string }).kind}`);
+      }
+    }
+  }
+
+  async function publishAcks(ids: Map<string, string[]>): Promise<void> {
+    for (const [clusterId, list] of ids) {
+      for (let i = 0; i < list.length; i += 5000) {
+        const chunk = list.slice(i, i + 5000);
+        const envelope = makeEnvelope({ id: uuidv7(), kind: "ack", clusterId, body: { ids: chunk } });
+        try {
+          await options.bus.publish(topicFor(clusterId, "acks"), JSON.stringify(envelope), { qos: 1 });
+          stats.acked += chunk.length;
+        } catch (error) {
+          // A lost ack costs a redelivery, which the unique keys absorb.
+          log.warn("could not publish acks", { cluster: clusterId, err: error as Error });
+        }
+      }
+    }
+  }
+
+  async function flush(): Promise<void> {
+    if (timer) clearTimeout(timer);
+    timer = null;
+    if (pending.length === 0) return;
+    const batch = pending;
+    pending = [];
+    const receivedAt = clock().toISOString();
+    const outcomes: Outcome[] = [];
+    try {
+      await options.store.transaction(async (tx) => {
+        outcomes.length = 0;
+        for (const envelope of batch) outcomes.push(await write(tx, envelope, receivedAt));
+      });
+    } catch (error) {
+      stats.commitFailures++;
+      log.error("could not commit a batch of reports; not acking them", {
+        reports: batch.length,
+        err: error as Error,
+      });
+      return;
+    }
+    stats.batches++;
+    const acks = new Map<string, string[]>();
+    batch.forEach((envelope, i) => {
+      const outcome = outcomes[i]!;
+      if (outcome === "duplicate") stats.duplicates++;
+      else stats.committed++;
+      if (outcome === "quarantined") stats.quarantined++;
+      if (outcome === "adjustment") stats.adjustments++;
+      if (envelope.kind === "reply") options.commands.resolve(envelope.clusterId, envelope.body);
+      const list = acks.get(envelope.clusterId) ?? [];
+      list.push(envelope.id);
+      acks.set(envelope.clusterId, list);
+    });
+    await publishAcks(acks);
+  }
+
+  function scheduleFlush(): void {
+    if (pending.length >= batchMax) {
+      flushing = flushing.then(flush);
+      return;
+    }
+    timer ??= setTimeout(() => {
+      timer = null;
+      flushing = flushing.then(flush);
+    }, batchDelay);
+  }
+
+  function route(envelope: AnyEnvelope): void {
+    if (envelope.kind !== "presence") options.presence.seen(envelope.clusterId);
+    switch (envelope.kind) {
+      case "hello":
+        void options.dispatcher.onHello(envelope.clusterId, envelope.body.lastAppliedRevision);
+        void options
+          .onHello?.(envelope.clusterId, envelope.body)
+          .catch((error) =>
+            log.warn("could not record hello", { cluster: envelope.clusterId, err: error as Error }),
+          );
+        return;
+      case "presence":
+        if (envelope.body.state === "offline") {
+          options.presence.offline(envelope.clusterId, envelope.body.reason ?? "operator said offline");
+          return;
+        }
+        options.presence.seen(envelope.clusterId, { heartbeatIntervalMs: envelope.body.heartbeatIntervalMs });
+        if (envelope.body.lastAppliedRevision !== undefined) {
+          void options.dispatcher.onHeartbeat(envelope.clusterId, envelope.body.lastAppliedRevision);
+        }
+        return;
+      case "status":
+      case "usage":
+      case "event":
+      case "reply":
+        pending.push(envelope);
+        scheduleFlush();
+        return;
+      case "desired":
+      case "command":
+      case "ack":
+        return; // manager→operator kinds; parseEnvelope already refuses them on these channels
+      default: {
+        const unreachable: never = envelope;
+        log.warn("unhandled kind", { kind: (unreachable as { kind: string }).kind });
+      }
+    }
+  }
+
+  function onMessage(topic: string, payload: Uint8Array): void {
+    stats.received++;
+    const parsed = parseTopic(topic);
+    if (!parsed) {
+      stats.rejected.bad_topic++;
+      return;
+    }
+    const result = parseEnvelope(payload, { channel: parsed.channel, clusterId: parsed.clusterId, maxBytes });
+    if (!result.ok) {
+      stats.rejected[result.reason]++;
+      log.warn("rejected a report", {
+        cluster: parsed.clusterId,
+        channel: parsed.channel,
+        reason: result.reason,
+        detail: result.message,
+      });
+      return;
+    }
+    // A retained `online` from a previous Manager's era is not news; presence handles it like any heartbeat.
+    route(result.envelope);
+  }
+
+  return {
+    async start() {
+      for (const channel of OPERATOR_TO_MANAGER) {
+        unsubscribes.push(await options.bus.subscribe(managerSubscription(channel), onMessage));
+      }
+    },
+    stats: () => ({ ...stats, rejected: { ...stats.rejected } }),
+    async drained() {
+      while (pending.length > 0 || timer) {
+        flushing = flushing.then(flush);
+        await flushing;
+      }
+      await flushing;
+    },
+    async stop() {
+      for (const unsubscribe of unsubscribes.splice(0)) await unsubscribe();
+      await this.drained();
+    },
+  };
+}
