@@ -7,7 +7,11 @@ import { ROLES, type Role } from "./shared/api/models.ts";
 import { ConfigError, MANAGER_ENV, parseManagerConfig } from "./shared/config.ts";
 import { isKubeNovaError } from "./shared/errors.ts";
 import { createLogger } from "./shared/logger.ts";
-import { buildManager, loadTokenKeys, startManager } from "./manager/main.ts";
+import { mkdir } from "node:fs/promises";
+import { parseBrokerConfig } from "./broker/config.ts";
+import { runBroker } from "./broker/main.ts";
+import { loadTokenKeys, startManager } from "./manager/main.ts";
+import { openStore } from "./manager/store/index.ts";
 import { KUBENOVA_VERSION } from "./manager/version.ts";
 
 const USAGE = `kubenova ${KUBENOVA_VERSION} — federated multi-datacenter CaaS/PaaS control plane
@@ -18,6 +22,7 @@ Commands:
   manager                 Run the Manager (REST API, dashboard, store) on its configured address
   token --role R [--tenant T] [--project P] [--ttl 1h] [--subject S]
                           Print a signed API token (same data dir and secrets as the Manager)
+  broker                  Run the MQTT broker on its own (certificate auth and ACL; no database)
   migrate                 Apply pending database migrations and exit
   version                 Print the version
   help                    This text
@@ -51,6 +56,20 @@ async function main(argv: string[]): Promise<void> {
     process.stdout.write(`kubenova ${KUBENOVA_VERSION} (bun ${Bun.version})\n`);
     return;
   }
+  if (command === "broker") {
+    const brokerConfig = parseBrokerConfig(process.env);
+    const logger = createLogger({ level: brokerConfig.logLevel, base: { component: "broker" } });
+    const running = await runBroker(brokerConfig, logger);
+    for (const signal of ["SIGINT", "SIGTERM"] as const) {
+      process.once(signal, () => {
+        running.close().then(
+          () => process.exit(0),
+          () => process.exit(1),
+        );
+      });
+    }
+    return;
+  }
   const config = parseManagerConfig(process.env);
   switch (command) {
     case "manager": {
@@ -60,9 +79,14 @@ async function main(argv: string[]): Promise<void> {
     }
     case "migrate": {
       const logger = createLogger({ level: config.logLevel, base: { component: "migrate" } });
-      const runtime = await buildManager(config, logger);
-      const status = await runtime.store.migrationStatus();
-      await runtime.close();
+      await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
+      const store = await openStore({
+        databaseUrl: config.databaseUrl ?? undefined,
+        dataDir: config.dataDir,
+        logger: logger.child({ adapter: "store" }),
+      });
+      const status = await store.migrate();
+      await store.close();
       process.stdout.write(`schema at version ${status.current} of ${status.latest}\n`);
       return;
     }

@@ -3,7 +3,12 @@
  * Used by `kubenova manager`, `kubenova migrate` and `kubenova token`, so all three see the same data dir,
  * database and secrets.
  */
+import "reflect-metadata";
 import { mkdir, readFile } from "node:fs/promises";
+import { hostname } from "node:os";
+import { type Broker, createBroker } from "../broker/broker.ts";
+import { RevocationFileSchema, writeRevocationFile } from "../broker/revocations.ts";
+import { createCsr, exportPrivateKeyPem, generateKeyPair } from "../shared/pki.ts";
 import type { ManagerConfig } from "../shared/config.ts";
 import { KubeNovaError } from "../shared/errors.ts";
 import type { Logger } from "../shared/logger.ts";
@@ -12,11 +17,21 @@ import { createTokenSigner, type PrivateJwk, type TokenSigner } from "./auth/sig
 import { createTokenVerifier, type TokenVerifier } from "./auth/verifier.ts";
 import { createEnvelope, type Envelope } from "./crypto/envelope.ts";
 import { loadOrCreateKeyring } from "./crypto/keyring-file.ts";
+import type { Bus } from "./bus/bus.ts";
+import { createEmbeddedBus } from "./bus/embedded.ts";
+import { createExternalBus } from "./bus/external.ts";
 import { createApp } from "./http/app.ts";
+import type { CertificateAuthority } from "./pki/ca.ts";
+import { loadBrokerServerCertificate, loadOrCreateCertificateAuthority } from "./pki/ca-store.ts";
+import { type EnrolmentDeps, enrolmentSettingsFromConfig, isClusterAllowed } from "./services/enrolment.ts";
+import { createSyncChannel, type SyncChannel } from "./sync/channel.ts";
 import type { AppServices } from "./http/context.ts";
 import { openStore } from "./store/index.ts";
 import type { Store } from "./store/store.ts";
 import { KUBENOVA_VERSION } from "./version.ts";
+
+/** The certificate CN the Manager uses on an external broker (the broker's ACL gives it the Manager's side). */
+export const MANAGER_IDENTITY = "kubenova-manager";
 
 export interface TokenKeys {
   verifier: TokenVerifier;
@@ -59,12 +74,46 @@ export async function loadTokenKeys(config: ManagerConfig, logger: Logger): Prom
 
 export interface ManagerRuntime {
   services: AppServices;
+  /** The raw store (services use the channel's view of it, which wakes the dispatcher on commits). */
   store: Store;
   envelope: Envelope;
+  ca: CertificateAuthority;
+  /** The embedded broker, unless an external one is configured. */
+  broker: Broker | null;
+  bus: Bus;
+  channel: SyncChannel;
+  /** Starts the channel (presence, ingest); the HTTP server is started by `startManager`. */
+  start(): Promise<void>;
   close(): Promise<void>;
 }
 
-/** Opens and migrates the store, loads keys and secrets; everything the HTTP app and later workers need. */
+/** The Manager's own client identity for an external broker: CN `kubenova-manager`, signed by our CA. */
+async function managerClientIdentity(ca: CertificateAuthority) {
+  const keys = await generateKeyPair();
+  const csrPem = await createCsr({ commonName: MANAGER_IDENTITY, keys });
+  const issued = await ca.signClientCsr({
+    csrPem,
+    clusterId: MANAGER_IDENTITY,
+    lifetimeSeconds: 30 * 86_400,
+  });
+  return { certPem: issued.certificatePem, keyPem: await exportPrivateKeyPem(keys.privateKey) };
+}
+
+/** Appends a revoked cluster id to the file a standalone `kubenova broker` watches. */
+async function recordRevocation(path: string, clusterId: string): Promise<void> {
+  let ids: string[] = [];
+  try {
+    ids = RevocationFileSchema.parse(JSON.parse(await readFile(path, "utf8"))).revokedClusterIds;
+  } catch {
+    // first revocation, or an unreadable file that we replace
+  }
+  await writeRevocationFile(path, [...ids, clusterId]);
+}
+
+/**
+ * Opens and migrates the store, loads keys and secrets, the CA, the broker (embedded, or a Bus to an external
+ * one) and the channel: everything the HTTP app and the workers need, built once.
+ */
 export async function buildManager(config: ManagerConfig, logger: Logger): Promise<ManagerRuntime> {
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
   const store = await openStore({
@@ -91,20 +140,94 @@ export async function buildManager(config: ManagerConfig, logger: Logger): Promi
       throw new KubeNovaError("KN-503", "this Manager has no signing key (set KUBENOVA_JWT_SIGNING_KEY)");
     },
   };
-  const services: AppServices = {
+  const ca = await loadOrCreateCertificateAuthority({
     store,
+    envelope,
+    logger: logger.child({ adapter: "pki" }),
+    files:
+      config.pki.caCertFile && config.pki.caKeyFile
+        ? { certFile: config.pki.caCertFile, keyFile: config.pki.caKeyFile }
+        : null,
+  });
+
+  let broker: Broker | null = null;
+  let bus: Bus;
+  if (config.mqtt.externalUrl) {
+    const identity = await managerClientIdentity(ca);
+    bus = await createExternalBus({
+      url: config.mqtt.externalUrl,
+      caPem: ca.certificatePem,
+      certPem: identity.certPem,
+      keyPem: identity.keyPem,
+      clientId: `${MANAGER_IDENTITY}-${hostname()}-${process.pid}`,
+      logger: logger.child({ adapter: "bus" }),
+    });
+  } else {
+    const tls = await loadBrokerServerCertificate({ ca, config, logger: logger.child({ adapter: "pki" }) });
+    broker = await createBroker({
+      host: config.mqtt.host,
+      port: config.mqtt.port,
+      caPem: tls.caPem,
+      certPem: tls.certificatePem,
+      keyPem: tls.privateKeyPem,
+      isClusterAllowed: (clusterId) => isClusterAllowed({ store }, clusterId),
+      limits: {
+        maxPayloadBytes: config.mqtt.maxPayloadBytes,
+        publishRatePerSecond: config.mqtt.publishRatePerSecond,
+      },
+      logger: logger.child({ adapter: "broker" }),
+    });
+    bus = createEmbeddedBus({ broker, logger: logger.child({ adapter: "bus" }) });
+    logger.info("embedded MQTT broker listening", {
+      host: broker.host,
+      port: broker.port,
+      url: config.mqtt.publicUrl,
+    });
+  }
+  const channel = createSyncChannel({ store, bus, logger, maxPayloadBytes: config.mqtt.maxPayloadBytes });
+  const settings = enrolmentSettingsFromConfig(config);
+  // With an ephemeral MQTT port (tests, demos) operators must be told the port actually bound.
+  if (broker && settings.brokerUrl.endsWith(":0"))
+    settings.brokerUrl = settings.brokerUrl.replace(/:0$/, `:${broker.port}`);
+  const enrolment: EnrolmentDeps = {
+    ca,
+    settings,
+    onClusterRevoked: async (clusterId) => {
+      broker?.revoke(clusterId);
+      channel.dispatcher.forget(clusterId);
+      if (config.brokerRevocationFile) await recordRevocation(config.brokerRevocationFile, clusterId);
+    },
+  };
+  const services: AppServices = {
+    store: channel.store,
     secrets: envelope,
     clock: () => new Date(),
     logger,
     verifier: keys.verifier,
     signer,
+    enrolment,
     options: {
       bodyLimitBytes: config.http.bodyLimitBytes,
       insecureDevAuth: config.insecureDevAuth,
       version: KUBENOVA_VERSION,
     },
   };
-  return { services, store, envelope, close: () => store.close() };
+  return {
+    services,
+    store,
+    envelope,
+    ca,
+    broker,
+    bus,
+    channel,
+    start: () => channel.start(),
+    async close() {
+      await channel.stop();
+      await bus.close();
+      await broker?.close();
+      await store.close();
+    },
+  };
 }
 
 export interface RunningManager {
@@ -120,6 +243,7 @@ export async function startManager(
   options: { handleSignals?: boolean } = {},
 ): Promise<RunningManager> {
   const runtime = await buildManager(config, logger);
+  await runtime.start();
   const app = createApp(runtime.services);
   const server = Bun.serve({
     hostname: config.http.host,
@@ -129,6 +253,8 @@ export async function startManager(
     maxRequestBodySize: Math.max(config.http.bodyLimitBytes * 2, 1024 * 1024),
   });
   const url = `http://${config.http.host.includes(":") ? `[${config.http.host}]` : config.http.host}:${server.port}`;
+  const enrolmentSettings = runtime.services.enrolment?.settings;
+  if (enrolmentSettings?.managerUrl.endsWith(":0")) enrolmentSettings.managerUrl = url;
   logger.info("manager listening", { url, docs: `${url}/docs`, version: KUBENOVA_VERSION });
   let stopped = false;
   const stop = async () => {

@@ -179,6 +179,10 @@ export const MANAGER_ENV = {
       .default(30 * 86400),
     doc: "Lifetime of operators' client certificates (renewed at 70–90%)",
   },
+  KUBENOVA_BROKER_REVOCATION_FILE: {
+    schema: z.string().min(1).optional(),
+    doc: "With a standalone `kubenova broker`: the file the Manager records revoked cluster ids in (the broker watches it)",
+  },
   KUBENOVA_OPERATOR_IMAGE: {
     schema: z.string().min(1).default("kubenova/kubenova:latest"),
     doc: "Container image the install manifests run the operator from",
@@ -240,6 +244,7 @@ export interface ManagerConfig {
     clientCertLifetimeSeconds: number;
   };
   operatorImage: string;
+  brokerRevocationFile: string | null;
 }
 
 function pairedFiles(a: [string, string | undefined], b: [string, string | undefined]): void {
@@ -304,5 +309,6 @@ export function parseManagerConfig(env: Record<string, string | undefined>): Man
       clientCertLifetimeSeconds: e.KUBENOVA_CLIENT_CERT_LIFETIME_SECONDS,
     },
     operatorImage: e.KUBENOVA_OPERATOR_IMAGE,
+    brokerRevocationFile: e.KUBENOVA_BROKER_REVOCATION_FILE ?? null,
   };
 }

@@ -63,14 +63,22 @@ export function parseTopic(topic: string): ParsedTopic | null {
 /** ACL for an operator: publish only its own operator→manager topics. */
 export function operatorMayPublish(clusterId: string, topic: string): boolean {
   const parsed = parseTopic(topic);
-  return parsed !== null && parsed.clusterId === clusterId && CHANNELS[parsed.channel].direction === "operator→manager";
+  return (
+    parsed !== null &&
+    parsed.clusterId === clusterId &&
+    CHANNELS[parsed.channel].direction === "operator→manager"
+  );
 }
 
 /** ACL for an operator: subscribe only to its own manager→operator topics, exactly (no wildcard filters). */
 export function operatorMaySubscribe(clusterId: string, filter: string): boolean {
   if (filter.includes("+") || filter.includes("#") || filter.startsWith("$")) return false;
   const parsed = parseTopic(filter);
-  return parsed !== null && parsed.clusterId === clusterId && CHANNELS[parsed.channel].direction === "manager→operator";
+  return (
+    parsed !== null &&
+    parsed.clusterId === clusterId &&
+    CHANNELS[parsed.channel].direction === "manager→operator"
+  );
 }
 
 /**
@@ -78,7 +86,10 @@ export function operatorMaySubscribe(clusterId: string, filter: string): boolean
  * `use_identity_as_username true` (the certificate CN is the username, `%u` in patterns).
  */
 export function mosquittoAclPatterns(managerUsername: string): string[] {
-  const lines = ["# KubeNova topic ACL — generated from shared/topics.ts", "# operators: identity = certificate CN = cluster id"];
+  const lines = [
+    "# KubeNova topic ACL — generated from shared/topics.ts",
+    "# operators: identity = certificate CN = cluster id",
+  ];
   for (const channel of OPERATOR_TO_MANAGER) lines.push(`pattern write ${TOPIC_ROOT}/%u/${channel}`);
   for (const channel of MANAGER_TO_OPERATOR) lines.push(`pattern read ${TOPIC_ROOT}/%u/${channel}`);
   lines.push("", `# the Manager`, `user ${managerUsername}`);

@@ -65,7 +65,6 @@ describe("kubenova CLI", () => {
     expect(second.stdout).toMatch(/^schema at version (\d+) of \1$/m);
     expect(second.stdout).not.toContain("applied database migration");
     expect((await stat(join(dir, "kubenova.db"))).isFile()).toBe(true);
-    expect((await stat(join(dir, "jwt-secret"))).mode & 0o077).toBe(0);
   });
 
   test("token refuses impossible scopes and bad TTLs", async () => {
@@ -107,6 +106,8 @@ describe("kubenova CLI", () => {
       }
       expect(url).toStartWith("http://127.0.0.1:");
       expect(buffered).toContain("generated a development JWT secret");
+      expect((await stat(join(dir, "jwt-secret"))).mode & 0o077).toBe(0);
+      expect(buffered).toContain("embedded MQTT broker listening");
       expect((await fetch(`${url}/healthz`)).status).toBe(200);
       expect((await fetch(`${url}/readyz`)).status).toBe(200);
       expect((await fetch(`${url}/openapi.json`)).status).toBe(200);
