@@ -67,6 +67,15 @@ async function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Pr
   }
 }
 
+/**
+ * client-node serializes the kinds it knows from its typed models: a plain object's `enum`, `default` and
+ * `x-kubernetes-*` schema keys (and other renamed fields) are silently dropped. Loading the manifest the way
+ * client-node loads YAML gives it the typed shape, so a CRD arrives with its whole schema.
+ */
+export function toClientObject(manifest: { apiVersion: string; kind: string }): k8s.KubernetesObject {
+  return k8s.loadYaml<k8s.KubernetesObject>(JSON.stringify(manifest));
+}
+
 async function waitForEstablished(objects: k8s.KubernetesObjectApi, name: string): Promise<void> {
   const deadline = Date.now() + CRD_ESTABLISHED_TIMEOUT_MS;
   for (;;) {
@@ -111,7 +120,7 @@ export async function applyManifests(
     const ref = refOf(manifest);
     try {
       await objects.patch(
-        manifest as k8s.KubernetesObject,
+        toClientObject(manifest),
         undefined,
         undefined,
         FIELD_MANAGER,

@@ -3,6 +3,7 @@
  * @kubernetes/client-node with server-side apply (the KubeNova CRDs are created by the apply itself and the
  * NovaClusterConfig is validated against them), and the Manager's kubeconfig installer does the same on its own.
  */
+import { toClientObject } from "../../manager/install/kube-installer.ts";
 import { describe, expect, test } from "bun:test";
 import { buildInstallManifests, OPERATOR_NAMESPACE } from "../../manager/install/manifests.ts";
 import { defaultCrdDirs } from "../kube-api/crds.ts";
@@ -45,7 +46,7 @@ describe("install manifests on a Kubernetes API server", () => {
       });
       for (const manifest of manifests) {
         await objects.patch(
-          manifest as k8s.KubernetesObject,
+          toClientObject(manifest),
           undefined,
           undefined,
           "kubenova",
@@ -84,6 +85,21 @@ describe("install manifests on a Kubernetes API server", () => {
           spec: { installCapsule: "yes" },
         }),
       ).rejects.toMatchObject({ code: 422 });
+      // Enums survive the trip through client-node (its serializer drops them from plain objects).
+      await expect(
+        objects.create({
+          apiVersion: "kubenova.io/v1alpha1",
+          kind: "NovaClusterConfig",
+          metadata: { name: "huge" },
+          spec: { kubeVelaProfile: "huge" },
+        } as never),
+      ).rejects.toMatchObject({ code: 422 });
+      const crd = server.get({
+        apiVersion: "apiextensions.k8s.io/v1",
+        kind: "CustomResourceDefinition",
+        name: "novaclusterconfigs.kubenova.io",
+      });
+      expect(JSON.stringify(crd)).toContain('"enum"');
     } finally {
       await server.close();
     }
