@@ -70,7 +70,12 @@ test("register → enrol → connected over mTLS → revoke kicks and refuses", 
       tls: () => ({ caPem: identity.caBundle, certPem: identity.certificate, keyPem }),
       outbox,
       applier: { apply: async () => undefined, applySnapshot: async () => undefined },
-      revisions: { get: async () => revision, set: async (r) => void (revision = r) },
+      revisions: {
+        get: async () => revision,
+        set: async (r) => {
+          revision = r;
+        },
+      },
       commands: async () => ({ ok: true }),
       hello: async () => ({ operatorVersion: "9.9.9", kubernetesVersion: "v1.31.2", capabilities: {} }),
       logger,
