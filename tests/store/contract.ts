@@ -4,6 +4,7 @@
  */
 import { describe, expect, test } from "bun:test";
 import { KubeNovaError } from "../../shared/errors.ts";
+import { clusterRow } from "../support/rows.ts";
 import type {
   AppRow,
   AuditRow,
@@ -29,25 +30,14 @@ function at(minutes: number): string {
 }
 
 function cluster(name: string, overrides: Partial<ClusterRow> = {}): ClusterRow {
-  return {
+  return clusterRow(name, {
     id: `id-${name}`,
-    name,
-    displayName: null,
     datacenter: "dc-1",
     labels: { zone: "a" },
-    capsuleProxyUrl: null,
-    status: "pending_bootstrap",
-    statusReason: null,
-    versions: {},
-    capabilities: {},
-    kubeconfigCiphertext: null,
-    lastSeenAt: null,
-    revokedAt: null,
     createdAt: T0,
     updatedAt: T0,
-    version: 1,
     ...overrides,
-  };
+  });
 }
 
 function tenant(name: string, overrides: Partial<TenantRow> = {}): TenantRow {

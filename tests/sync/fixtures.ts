@@ -9,10 +9,10 @@ import type { ClusterRow, Store } from "../../manager/store/store.ts";
 import { createSyncChannel, type SyncChannel } from "../../manager/sync/channel.ts";
 import { createOperatorLink, type OperatorLink } from "../../operator/link/link.ts";
 import { openOutbox, type Outbox } from "../../operator/link/outbox.ts";
-import { uuidv7 } from "../../shared/ids.ts";
 import { createMemoryLogger } from "../../shared/logger.ts";
 import type { DesiredChange } from "../../shared/messages.ts";
 import { makePki, type Pki } from "../broker/fixtures.ts";
+import { clusterRow } from "../support/rows.ts";
 
 export async function waitFor(
   what: string,
@@ -89,27 +89,7 @@ export async function createSyncWorld(
     channel,
     pki,
     logs: logger.records,
-    async addCluster(name) {
-      const now = new Date().toISOString();
-      return store.clusters.insert({
-        id: uuidv7(),
-        name,
-        displayName: null,
-        datacenter: "lab",
-        labels: {},
-        capsuleProxyUrl: null,
-        status: "pending_bootstrap",
-        statusReason: null,
-        versions: {},
-        capabilities: {},
-        kubeconfigCiphertext: null,
-        lastSeenAt: null,
-        revokedAt: null,
-        createdAt: now,
-        updatedAt: now,
-        version: 1,
-      });
-    },
+    addCluster: (name) => store.clusters.insert(clusterRow(name)),
     async operator(clusterId, operatorOptions = {}) {
       const identity = await pki.identity(clusterId);
       const outbox = openOutbox({ path: join(dir, `${clusterId}-${operators.length}.db`), maxRows: 100_000 });

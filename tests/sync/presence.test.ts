@@ -3,33 +3,14 @@ import { describe, expect, test } from "bun:test";
 import { openSqliteStore } from "../../manager/store/sqlite.ts";
 import type { Store } from "../../manager/store/store.ts";
 import { createPresenceTracker } from "../../manager/sync/presence.ts";
-import { uuidv7 } from "../../shared/ids.ts";
 import { createMemoryLogger } from "../../shared/logger.ts";
+import { clusterRow } from "../support/rows.ts";
 
 async function setup(status: "pending_bootstrap" | "connected" = "pending_bootstrap") {
   const logger = createMemoryLogger();
   const store = await openSqliteStore({ path: ":memory:", logger });
   await store.migrate();
-  const now = new Date().toISOString();
-  const id = uuidv7();
-  await store.clusters.insert({
-    id,
-    name: "dc1",
-    displayName: null,
-    datacenter: "lab",
-    labels: {},
-    capsuleProxyUrl: null,
-    status,
-    statusReason: null,
-    versions: {},
-    capabilities: {},
-    kubeconfigCiphertext: null,
-    lastSeenAt: null,
-    revokedAt: null,
-    createdAt: now,
-    updatedAt: now,
-    version: 1,
-  });
+  const { id } = await store.clusters.insert(clusterRow("dc1", { status }));
   let ms = Date.now();
   const clock = { now: () => new Date(ms), advance: (by: number) => (ms += by) };
   return { store, id, clock, logger };
