@@ -4,7 +4,7 @@
  */
 import { parseArgs } from "node:util";
 import { ROLES, type Role } from "./shared/api/models.ts";
-import { ConfigError, MANAGER_ENV, parseManagerConfig } from "./shared/config.ts";
+import { ConfigError, MANAGER_ENV, parseManagerConfig, parseOperatorConfig } from "./shared/config.ts";
 import { isKubeNovaError } from "./shared/errors.ts";
 import { createLogger } from "./shared/logger.ts";
 import { mkdir } from "node:fs/promises";
@@ -12,7 +12,8 @@ import { parseBrokerConfig } from "./broker/config.ts";
 import { runBroker } from "./broker/main.ts";
 import { loadTokenKeys, startManager } from "./manager/main.ts";
 import { openStore } from "./manager/store/index.ts";
-import { KUBENOVA_VERSION } from "./manager/version.ts";
+import { runOperator } from "./operator/main.ts";
+import { KUBENOVA_VERSION } from "./shared/version.ts";
 
 const USAGE = `kubenova ${KUBENOVA_VERSION} — federated multi-datacenter CaaS/PaaS control plane
 
@@ -22,6 +23,7 @@ Commands:
   manager                 Run the Manager (REST API, dashboard, store) on its configured address
   token --role R [--tenant T] [--project P] [--ttl 1h] [--subject S]
                           Print a signed API token (same data dir and secrets as the Manager)
+  operator                Run the in-cluster operator (NOVA_* variables; see install.yaml)
   broker                  Run the MQTT broker on its own (certificate auth and ACL; no database)
   migrate                 Apply pending database migrations and exit
   version                 Print the version
@@ -54,6 +56,23 @@ async function main(argv: string[]): Promise<void> {
   }
   if (command === "version" || command === "--version") {
     process.stdout.write(`kubenova ${KUBENOVA_VERSION} (bun ${Bun.version})\n`);
+    return;
+  }
+  if (command === "operator") {
+    const operatorConfig = parseOperatorConfig(process.env);
+    const logger = createLogger({
+      level: operatorConfig.KUBENOVA_LOG_LEVEL,
+      base: { component: "operator" },
+    });
+    const running = await runOperator(operatorConfig, logger);
+    for (const signal of ["SIGINT", "SIGTERM"] as const) {
+      process.once(signal, () => {
+        running.stop().then(
+          () => process.exit(0),
+          () => process.exit(1),
+        );
+      });
+    }
     return;
   }
   if (command === "broker") {

@@ -28,7 +28,7 @@ import { createSyncChannel, type SyncChannel } from "./sync/channel.ts";
 import type { AppServices } from "./http/context.ts";
 import { openStore } from "./store/index.ts";
 import type { Store } from "./store/store.ts";
-import { KUBENOVA_VERSION } from "./version.ts";
+import { KUBENOVA_VERSION } from "../shared/version.ts";
 
 /** The certificate CN the Manager uses on an external broker (the broker's ACL gives it the Manager's side). */
 export const MANAGER_IDENTITY = "kubenova-manager";

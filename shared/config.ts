@@ -312,3 +312,62 @@ export function parseManagerConfig(env: Record<string, string | undefined>): Man
     brokerRevocationFile: e.KUBENOVA_BROKER_REVOCATION_FILE ?? null,
   };
 }
+
+/** The operator's variables, as the install manifests set them (manager/install/manifests.ts). */
+export const OPERATOR_ENV = {
+  NOVA_MANAGER_URL: { schema: z.url(), doc: "The Manager's API URL (enrolment and renewal)" },
+  NOVA_CLUSTER_ID: {
+    schema: z
+      .string()
+      .regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/, "must be a cluster id"),
+    doc: "This cluster's id (the certificate CN)",
+  },
+  NOVA_CLUSTER_NAME: { schema: z.string().optional(), doc: "This cluster's name, for logs" },
+  NOVA_BOOTSTRAP_TOKEN: {
+    schema: z.string().min(1).optional(),
+    doc: "One-time bootstrap token for the first enrolment",
+  },
+  NOVA_BOOTSTRAP_TOKEN_FILE: {
+    schema: z.string().min(1).optional(),
+    doc: "File holding the bootstrap token instead",
+  },
+  NOVA_DATA_DIR: {
+    schema: z.string().min(1).default("./data/operator"),
+    doc: "Where the operator keeps its private key, certificate and outbox",
+  },
+  KUBECONFIG: { schema: z.string().min(1).optional(), doc: "Kubeconfig when running outside the cluster" },
+  NOVA_HEARTBEAT_INTERVAL_MS: {
+    schema: z.coerce.number().int().min(100).max(600_000).default(10_000),
+    doc: "Heartbeat interval",
+  },
+  NOVA_OUTBOX_MAX_ROWS: {
+    schema: z.coerce.number().int().min(100).max(10_000_000).default(100_000),
+    doc: "Outbox bound (events are shed beyond it; usage never)",
+  },
+  NOVA_RESEND_AFTER_MS: {
+    schema: z.coerce.number().int().min(100).max(600_000).default(10_000),
+    doc: "Resend an unacknowledged report after this long",
+  },
+  TARGET_STORAGE_CLASS: { schema: z.string().optional(), doc: "Storage class for tenant volumes" },
+  TARGET_LB_ANNOTATIONS: {
+    schema: z.string().optional(),
+    doc: "Annotations for tenant LoadBalancer Services",
+  },
+  NOVA_CAPS_PROX_URL: { schema: z.string().optional(), doc: "capsule-proxy URL tenants reach" },
+  NOVA_HEALTH_PORT: {
+    schema: port.default(8081),
+    doc: "Port of the operator's /healthz and /readyz (0 picks a free port)",
+  },
+  POD_NAMESPACE: {
+    schema: z.string().min(1).default("kubenova-system"),
+    doc: "The operator's own namespace",
+  },
+  NOVA_HEALTH_HOST: { schema: z.string().min(1).default("0.0.0.0"), doc: "Address of the health endpoints" },
+  KUBENOVA_LOG_LEVEL: { schema: z.enum(LOG_LEVELS).default("info"), doc: "debug, info, warn or error" },
+} as const;
+
+export type OperatorEnv = Parsed<typeof OPERATOR_ENV>;
+
+export function parseOperatorConfig(env: Record<string, string | undefined>): OperatorEnv {
+  return parseEnv(OPERATOR_ENV, env);
+}

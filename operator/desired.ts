@@ -1,0 +1,217 @@
+/**
+ * Desired state into the cluster (DESIGN.md §3, §6): each `desired` change becomes a KubeNova object — a tenant
+ * a `NovaTenant`, an app a KubeVela `Application` — written by server-side apply, so the cluster describes its
+ * own intent and keeps it when the Manager is away. The reconcilers make those objects true; this layer only
+ * records intent. The revision reached is kept in-cluster, in a ConfigMap.
+ *
+ * An object the API server refuses for good (a 4xx such as a schema violation) is reported as `Error` and does
+ * not block later revisions; a transient failure (network, 409, 429, 5xx) throws, and the link retries.
+ */
+import type { Logger } from "../shared/logger.ts";
+import type { BodyOf, DesiredChange } from "../shared/messages.ts";
+import { KubeApiError, type KubeClient, type KubeObject } from "./kube/client-node.ts";
+import type { DesiredApplier, RevisionStore } from "./link/link.ts";
+
+export const NOVA_API_VERSION = "kubenova.io/v1alpha1";
+export const VELA_API_VERSION = "core.oam.dev/v1beta1";
+export const STATE_CONFIGMAP = "kubenova-state";
+export const MANAGED_LABEL = "app.kubernetes.io/managed-by";
+
+type Report = (body: BodyOf<"status">) => void;
+
+/** The revision store as a ConfigMap in the operator's namespace, cached in memory. */
+export function configMapRevisionStore(kube: KubeClient, namespace: string): RevisionStore {
+  let cached: number | null = null;
+  return {
+    async get() {
+      if (cached !== null) return cached;
+      const map = await kube.get({ apiVersion: "v1", kind: "ConfigMap", namespace, name: STATE_CONFIGMAP });
+      const value = Number((map?.data as Record<string, string> | undefined)?.lastAppliedRevision ?? 0);
+      cached = Number.isSafeInteger(value) && value >= 0 ? value : 0;
+      return cached;
+    },
+    async set(revision) {
+      await kube.apply({
+        apiVersion: "v1",
+        kind: "ConfigMap",
+        metadata: { name: STATE_CONFIGMAP, namespace, labels: { [MANAGED_LABEL]: "kubenova" } },
+        data: { lastAppliedRevision: String(revision) },
+      });
+      cached = revision;
+    },
+  };
+}
+
+function tenantObject(change: DesiredChange): KubeObject {
+  return {
+    apiVersion: NOVA_API_VERSION,
+    kind: "NovaTenant",
+    metadata: { name: change.key, labels: { [MANAGED_LABEL]: "kubenova", "kubenova.io/tenant": change.key } },
+    spec: change.body ?? {},
+  };
+}
+
+function appObject(change: DesiredChange): KubeObject {
+  const body = change.body as {
+    tenant: string;
+    project: string;
+    namespace: string;
+    name: string;
+    labels: Record<string, string>;
+    revision: number;
+    suspended: boolean;
+    spec: Record<string, unknown>;
+  };
+  return {
+    apiVersion: VELA_API_VERSION,
+    kind: "Application",
+    metadata: {
+      name: body.name,
+      namespace: body.namespace,
+      labels: {
+        ...body.labels,
+        [MANAGED_LABEL]: "kubenova",
+        "kubenova.io/tenant": body.tenant,
+        "kubenova.io/project": body.project,
+        "kubenova.io/app": body.name,
+      },
+      // DESIGN.md §9.6: a new publishVersion makes KubeVela run the workflow for this revision.
+      annotations: {
+        "app.oam.dev/publishVersion": `r${body.revision}`,
+        "kubenova.io/suspended": String(body.suspended),
+      },
+    },
+    spec: body.spec,
+  };
+}
+
+function appRef(key: string) {
+  const [tenant, project, name] = key.split("/");
+  return { tenant: tenant ?? "", project: project ?? "", name: name ?? "" };
+}
+
+export interface DesiredApplierStats {
+  applied: number;
+  /** Revisions handed to the applier more than once (should stay 0: the link skips what it applied). */
+  repeatedRevisions: number;
+  refused: number;
+}
+
+export function createDesiredApplier(options: {
+  kube: KubeClient;
+  report: Report;
+  logger: Logger;
+}): DesiredApplier & { stats(): DesiredApplierStats } {
+  const log = options.logger.child({ component: "desired" });
+  const seen = new Set<number>();
+  const stats: DesiredApplierStats = { applied: 0, repeatedRevisions: 0, refused: 0 };
+
+  async function write(change: DesiredChange): Promise<KubeObject | null> {
+    switch (change.kind) {
+      case "tenant":
+        if (change.op === "delete") {
+          await options.kube.delete({ apiVersion: NOVA_API_VERSION, kind: "NovaTenant", name: change.key });
+          return null;
+        }
+        return options.kube.apply(tenantObject(change));
+      case "app": {
+        if (change.op === "delete") {
+          const ref = appRef(change.key);
+          const existing = await options.kube.list(VELA_API_VERSION, "Application", {
+            labelSelector: `kubenova.io/tenant=${ref.tenant},kubenova.io/project=${ref.project},kubenova.io/app=${ref.name}`,
+          });
+          for (const app of existing) {
+            await options.kube.delete({
+              apiVersion: VELA_API_VERSION,
+              kind: "Application",
+              name: app.metadata.name,
+              ...(app.metadata.namespace ? { namespace: app.metadata.namespace } : {}),
+            });
+          }
+          return null;
+        }
+        return options.kube.apply(appObject(change));
+      }
+      default:
+        log.warn("ignoring a desired kind this operator does not know", {
+          kind: change.kind,
+          key: change.key,
+        });
+        return null;
+    }
+  }
+
+  async function applyOne(change: DesiredChange): Promise<void> {
+    if (seen.has(change.revision) && change.revision > 0) stats.repeatedRevisions++;
+    seen.add(change.revision);
+    const objectKind = change.kind === "app" ? "app" : "tenant";
+    try {
+      const object = await write(change);
+      stats.applied++;
+      if (object && (change.kind === "tenant" || change.kind === "app")) {
+        options.report({
+          objectKind,
+          key: change.key,
+          observedGeneration: object.metadata.generation ?? 0,
+          phase: "Applying",
+          revision: change.revision,
+        });
+      }
+    } catch (error) {
+      if (error instanceof KubeApiError && !error.retryable) {
+        stats.refused++;
+        log.warn("the API server refused a desired object", {
+          key: change.key,
+          status: error.status,
+          err: error,
+        });
+        options.report({
+          objectKind,
+          key: change.key,
+          observedGeneration: 0,
+          phase: "Error",
+          revision: change.revision,
+          message: error.message.slice(0, 4000),
+        });
+        return;
+      }
+      throw error;
+    }
+  }
+
+  return {
+    apply: applyOne,
+    async applySnapshot(changes) {
+      for (const change of changes) await applyOne({ ...change, revision: 0 });
+      // Everything KubeNova manages that the snapshot no longer lists is removed.
+      const keepTenants = new Set(changes.filter((c) => c.kind === "tenant").map((c) => c.key));
+      const keepApps = new Set(changes.filter((c) => c.kind === "app").map((c) => c.key));
+      for (const tenant of await options.kube.list(NOVA_API_VERSION, "NovaTenant", {
+        labelSelector: `${MANAGED_LABEL}=kubenova`,
+      })) {
+        if (!keepTenants.has(tenant.metadata.name)) {
+          await options.kube.delete({
+            apiVersion: NOVA_API_VERSION,
+            kind: "NovaTenant",
+            name: tenant.metadata.name,
+          });
+        }
+      }
+      for (const app of await options.kube.list(VELA_API_VERSION, "Application", {
+        labelSelector: `${MANAGED_LABEL}=kubenova`,
+      })) {
+        const labels = app.metadata.labels ?? {};
+        const key = `${labels["kubenova.io/tenant"]}/${labels["kubenova.io/project"]}/${labels["kubenova.io/app"]}`;
+        if (!keepApps.has(key)) {
+          await options.kube.delete({
+            apiVersion: VELA_API_VERSION,
+            kind: "Application",
+            name: app.metadata.name,
+            ...(app.metadata.namespace ? { namespace: app.metadata.namespace } : {}),
+          });
+        }
+      }
+    },
+    stats: () => ({ ...stats }),
+  };
+}

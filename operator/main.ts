@@ -1,0 +1,127 @@
+/**
+ * @module operator — `kubenova operator`: enrols (or loads its identity), connects outbound to the Manager over
+ * mutual TLS, records desired state in its cluster, keeps reports in its outbox until acknowledged, renews its
+ * certificate, and serves /healthz, /readyz and /stats. Dependencies are built here once and passed in.
+ */
+import "reflect-metadata";
+import { mkdir, readFile } from "node:fs/promises";
+import { join } from "node:path";
+import type { OperatorEnv } from "../shared/config.ts";
+import type { Logger } from "../shared/logger.ts";
+import { KUBENOVA_VERSION } from "../shared/version.ts";
+import { configMapRevisionStore, createDesiredApplier } from "./desired.ts";
+import { loadOrEnroll, type OperatorIdentity, scheduleRenewal } from "./identity.ts";
+import { createKubeClient } from "./kube/client-node.ts";
+import { createOperatorLink, type OperatorLink } from "./link/link.ts";
+import { openOutbox } from "./link/outbox.ts";
+
+export interface RunningOperator {
+  link: OperatorLink;
+  healthUrl: string;
+  stop(): Promise<void>;
+}
+
+async function bootstrapToken(config: OperatorEnv): Promise<string | null> {
+  if (config.NOVA_BOOTSTRAP_TOKEN) return config.NOVA_BOOTSTRAP_TOKEN.trim();
+  if (config.NOVA_BOOTSTRAP_TOKEN_FILE) {
+    try {
+      return (await readFile(config.NOVA_BOOTSTRAP_TOKEN_FILE, "utf8")).trim() || null;
+    } catch {
+      return null;
+    }
+  }
+  return null;
+}
+
+export async function runOperator(config: OperatorEnv, logger: Logger): Promise<RunningOperator> {
+  const log = logger.child({ cluster: config.NOVA_CLUSTER_ID });
+  await mkdir(config.NOVA_DATA_DIR, { recursive: true, mode: 0o700 });
+  const kube = createKubeClient(config.KUBECONFIG ? { kubeconfigPath: config.KUBECONFIG } : {});
+  let identity: OperatorIdentity = await loadOrEnroll({
+    dir: join(config.NOVA_DATA_DIR, "identity"),
+    managerUrl: config.NOVA_MANAGER_URL,
+    clusterId: config.NOVA_CLUSTER_ID,
+    bootstrapToken: await bootstrapToken(config),
+    logger: log,
+  });
+  const outbox = openOutbox({
+    path: join(config.NOVA_DATA_DIR, "outbox.db"),
+    maxRows: config.NOVA_OUTBOX_MAX_ROWS,
+  });
+  let link: OperatorLink | null = null;
+  const applier = createDesiredApplier({
+    kube,
+    logger: log,
+    report: (body) => link?.report("status", body, { coalesceKey: `${body.objectKind}/${body.key}` }),
+  });
+  link = createOperatorLink({
+    clusterId: config.NOVA_CLUSTER_ID,
+    brokerUrl: identity.brokerUrl,
+    tls: () => ({ caPem: identity.caPem, certPem: identity.certPem, keyPem: identity.keyPem }),
+    outbox,
+    applier,
+    revisions: configMapRevisionStore(kube, config.POD_NAMESPACE),
+    commands: async (command) => ({
+      ok: false,
+      error: {
+        code: "KN-422",
+        message: `command ${command.name} is not supported by operator ${KUBENOVA_VERSION}`,
+      },
+    }),
+    hello: async () => ({
+      operatorVersion: KUBENOVA_VERSION,
+      kubernetesVersion: await kube.kubernetesVersion(),
+      capabilities: await kube.servedGroups().catch(() => ({})),
+    }),
+    logger: log,
+    heartbeatIntervalMs: config.NOVA_HEARTBEAT_INTERVAL_MS,
+    resendAfterMs: config.NOVA_RESEND_AFTER_MS,
+  });
+  const renewal = scheduleRenewal({
+    dir: join(config.NOVA_DATA_DIR, "identity"),
+    managerUrl: config.NOVA_MANAGER_URL,
+    current: () => identity,
+    onRenewed: (next) => {
+      identity = next; // the next connection presents it; the broker ends the old session at its expiry
+    },
+    logger: log,
+  });
+  const running = link;
+  running.start();
+  const health = Bun.serve({
+    hostname: config.NOVA_HEALTH_HOST,
+    port: config.NOVA_HEALTH_PORT,
+    fetch(request) {
+      const path = new URL(request.url).pathname;
+      if (path === "/healthz") return Response.json({ status: "ok", version: KUBENOVA_VERSION });
+      if (path === "/readyz") {
+        const connected = running.stats().connected;
+        return Response.json(
+          { status: connected ? "ready" : "not_ready" },
+          { status: connected ? 200 : 503 },
+        );
+      }
+      if (path === "/stats") {
+        return Response.json({ link: running.stats(), outbox: outbox.stats(), desired: applier.stats() });
+      }
+      return new Response("not found", { status: 404 });
+    },
+  });
+  const healthUrl = `http://${config.NOVA_HEALTH_HOST === "0.0.0.0" ? "127.0.0.1" : config.NOVA_HEALTH_HOST}:${health.port}`;
+  log.info("operator running", {
+    manager: config.NOVA_MANAGER_URL,
+    broker: identity.brokerUrl,
+    health: healthUrl,
+  });
+  return {
+    link: running,
+    healthUrl,
+    async stop() {
+      renewal.stop();
+      await running.stop();
+      await health.stop();
+      outbox.close();
+      log.info("operator stopped");
+    },
+  };
+}
