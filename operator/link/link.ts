@@ -72,6 +72,8 @@ export interface LinkStats {
   resyncRequests: number;
   rejectedMessages: number;
   published: number;
+  /** QoS1 publishes waiting for their PUBACK on the current connection. */
+  inFlight: number;
 }
 
 export interface OperatorLink {
@@ -137,6 +139,7 @@ export function createOperatorLink(options: OperatorLinkOptions): OperatorLink {
     resyncRequests: 0,
     rejectedMessages: 0,
     published: 0,
+    inFlight: 0,
   };
 
   const presence = (state: "online" | "offline", reason?: string) =>
@@ -414,7 +417,7 @@ export function createOperatorLink(options: OperatorLinkOptions): OperatorLink {
     report(kind, body, extra = {}) {
       return enqueue(kind, body, extra);
     },
-    stats: () => ({ ...stats }),
+    stats: () => ({ ...stats, inFlight }),
     async stop() {
       stopped = true;
       if (reconnectTimer) clearTimeout(reconnectTimer);
@@ -423,17 +426,29 @@ export function createOperatorLink(options: OperatorLinkOptions): OperatorLink {
       const current = client;
       client = null;
       stats.connected = false;
+      // Bounded: a half-dead connection must not hold up shutdown (the last will covers a lost `offline`).
+      const within = (ms: number, work: (done: () => void) => void) =>
+        new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, ms);
+          work(() => {
+            clearTimeout(timer);
+            resolve();
+          });
+        });
       if (current?.connected) {
-        await new Promise<void>((resolve) =>
+        await within(2000, (done) =>
           current.publish(
             topic("presence"),
             presence("offline", "operator stopped"),
             { qos: 1, retain: true },
-            () => resolve(),
+            () => done(),
           ),
         );
       }
-      await new Promise<void>((resolve) => (current ? current.end(false, {}, () => resolve()) : resolve()));
+      if (current) {
+        await within(2000, (done) => current.end(false, {}, () => done()));
+        current.end(true);
+      }
       await queue;
     },
   };
