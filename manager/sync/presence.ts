@@ -65,7 +65,7 @@ export function createPresenceTracker(options: PresenceOptions): PresenceTracker
   const lastSeenEvery = options.lastSeenWriteIntervalMs ?? 15_000;
   const log = options.logger.child({ component: "presence" });
   const entries = new Map<string, Entry>();
-  let startedAtMs = clock().getTime();
+  let startedAtMs = clock().getTime(); // reset in start()
   let timer: ReturnType<typeof setInterval> | null = null;
 
   const entry = (clusterId: string): Entry => {
@@ -162,7 +162,6 @@ export function createPresenceTracker(options: PresenceOptions): PresenceTracker
     },
     async check() {
       const now = clock().getTime();
-      if (now - startedAtMs < grace) return;
       for (const [clusterId, e] of entries) {
         if (e.state !== "connected") continue;
         if (now - e.lastSeenMs > missed * e.heartbeatIntervalMs) {
@@ -172,7 +171,8 @@ export function createPresenceTracker(options: PresenceOptions): PresenceTracker
     },
     async start() {
       startedAtMs = clock().getTime();
-      // Clusters the store last saw connected get the restart grace: they count as just seen.
+      // Clusters the store last saw connected get the restart grace: they count as seen until the grace ends
+      // (minus the usual silence allowance), so only they are shielded while they reconnect.
       let cursor: string | undefined;
       do {
         const page = await options.store.clusters.list({ limit: 500, ...(cursor ? { cursor } : {}) });
@@ -180,12 +180,12 @@ export function createPresenceTracker(options: PresenceOptions): PresenceTracker
           if (!PRESENCE_STATES.has(row.status)) continue;
           const e = entry(row.id);
           e.state = row.status as PresenceState;
-          e.lastSeenMs = startedAtMs;
-          e.lastSeenWrittenMs = startedAtMs;
+          e.lastSeenMs = startedAtMs + Math.max(0, grace - missed * e.heartbeatIntervalMs);
+          e.lastSeenWrittenMs = e.lastSeenMs;
         }
         cursor = page.nextCursor ?? undefined;
       } while (cursor);
-      const every = options.checkIntervalMs ?? Math.max(250, Math.floor(defaultInterval / 2));
+      const every = options.checkIntervalMs ?? Math.max(100, Math.min(1000, Math.floor(defaultInterval / 2)));
       timer = setInterval(() => {
         this.check().catch((error) => log.warn("presence check failed", { err: error as Error }));
       }, every);

@@ -297,4 +297,83 @@ describe("sync channel", () => {
       await world.close();
     }
   });
+
+  test("status reports out of order: the mirror keeps the highest generation", async () => {
+    const world = await createSyncWorld();
+    try {
+      const cluster = await world.addCluster("dc1");
+      const operator = await world.operator(cluster.id);
+      await waitFor("connected", () => operator.link.stats().connected);
+      const report = (generation: number, phase: "Applying" | "Deployed") =>
+        operator.link.report("status", {
+          objectKind: "app",
+          key: "acme/web/site",
+          observedGeneration: generation,
+          phase,
+        });
+      report(3, "Deployed");
+      await waitFor(
+        "the first status",
+        async () => (await world.store.statusMirror.get(cluster.id, "app", "acme/web/site")) !== null,
+      );
+      report(1, "Applying"); // a late, older report
+      report(2, "Applying");
+      await waitFor("acks", () => operator.outbox.stats().pending === 0);
+      const mirror = await world.store.statusMirror.get(cluster.id, "app", "acme/web/site");
+      expect(mirror).toMatchObject({ observedGeneration: 3, body: { phase: "Deployed" } });
+    } finally {
+      await world.close();
+    }
+  });
+
+  test("one report delivered three times — redelivery, a new packet id, after a reconnect — is one row", async () => {
+    const world = await createSyncWorld();
+    try {
+      const cluster = await world.addCluster("dc1");
+      const identity = await world.pki.identity(cluster.id);
+      const mqtt = (await import("mqtt")).default;
+      const connect = async () => {
+        const client = mqtt.connect(`mqtts://127.0.0.1:${world.broker.port}`, {
+          clientId: cluster.id,
+          ca: world.pki.ca.certificatePem,
+          cert: identity.certificatePem,
+          key: identity.privateKeyPem,
+          protocolVersion: 4,
+          reconnectPeriod: 0,
+        });
+        await new Promise((resolve) => client.once("connect", resolve));
+        return client;
+      };
+      const envelope = makeEnvelope({
+        id: uuidv7(),
+        kind: "usage",
+        clusterId: cluster.id,
+        body: { tenant: "acme", ...hourAgo(1), metrics: metrics(4), byProject: {} },
+      });
+      const topic = `kubenova/v1/clusters/${cluster.id}/usage`;
+      const publish = (client: Awaited<ReturnType<typeof connect>>, options: { dup?: boolean }) =>
+        new Promise<void>((resolve, reject) =>
+          client.publish(topic, JSON.stringify(envelope), { qos: 1, ...options }, (error) =>
+            error ? reject(error) : resolve(),
+          ),
+        );
+      const first = await connect();
+      await publish(first, {});
+      await publish(first, { dup: true }); // MQTT redelivery (DUP flag)
+      await publish(first, {}); // the operator re-publishing under a new packet id
+      first.end(true);
+      const second = await connect();
+      await publish(second, {}); // again after a reconnect
+      await waitFor(
+        "four deliveries handled",
+        () => world.channel.ingest.stats().committed + world.channel.ingest.stats().duplicates >= 4,
+      );
+      const rows = await world.store.usage.list({ tenant: "acme" }, { limit: 10 });
+      expect(rows.items.map((r) => r.id)).toEqual([envelope.id]);
+      expect(world.channel.ingest.stats()).toMatchObject({ committed: 1, duplicates: 3 });
+      second.end(true);
+    } finally {
+      await world.close();
+    }
+  });
 });
