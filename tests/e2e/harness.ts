@@ -65,6 +65,7 @@ function spawn(args: string[], env: Record<string, string>): Proc {
 
 export interface ManagerProcess {
   url: string;
+  mqttPort: number;
   start(): Promise<void>;
   kill(signal?: "SIGKILL" | "SIGTERM"): Promise<void>;
   output(): string;
@@ -74,9 +75,10 @@ export interface ManagerProcess {
 export async function startManagerProcess(
   dir: string,
   extraEnv: Record<string, string> = {},
+  ports: { mqtt?: number } = {},
 ): Promise<ManagerProcess> {
   const httpPort = await freePort();
-  const mqttPort = await freePort();
+  const mqttPort = ports.mqtt ?? (await freePort());
   const url = `http://127.0.0.1:${httpPort}`;
   const env = {
     KUBENOVA_DATA_DIR: dir,
@@ -97,6 +99,7 @@ export async function startManagerProcess(
   let log = "";
   const manager: ManagerProcess = {
     url,
+    mqttPort,
     async start() {
       current = spawn(["manager"], env);
       await waitUntil("the Manager to answer /readyz", async () => (await fetch(`${url}/readyz`)).ok, 20_000);

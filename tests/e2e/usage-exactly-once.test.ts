@@ -101,7 +101,7 @@ async function run(seed: number, databaseUrl: string | null): Promise<void> {
     90_000,
   );
   await manager.kill("SIGKILL");
-  await Bun.sleep(200 + Math.floor(next() * 800));
+  await Bun.sleep(1000 + Math.floor(next() * 2000)); // down for a while: operators buffer meanwhile
   await manager.start();
 
   const codes = await Promise.all(children.map((c) => c.exited));
