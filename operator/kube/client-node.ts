@@ -44,8 +44,35 @@ export class KubeApiError extends Error {
   }
 }
 
+export type WatchEventType = "ADDED" | "MODIFIED" | "DELETED";
+
+export interface WatchHandle {
+  stop(): void;
+}
+
 export interface KubeClient {
   apply(object: KubeObject, options?: { force?: boolean }): Promise<KubeObject>;
+  /**
+   * Writes `status` of a custom resource (JSON merge patch on the status subresource). `object` needs apiVersion,
+   * kind, metadata.name (and namespace when namespaced).
+   */
+  patchStatus(object: KubeRef, status: Record<string, unknown>): Promise<KubeObject>;
+  /**
+   * Lists, then watches from the list's resourceVersion; on a dropped stream it resumes, on 410 Gone it relists
+   * (emitting what changed meanwhile). The handler sees every object at least once after start.
+   */
+  watch(
+    apiVersion: string,
+    kind: string,
+    options: { namespace?: string; labelSelector?: string },
+    handler: (type: WatchEventType, object: KubeObject) => void,
+  ): Promise<WatchHandle>;
+  /** TokenRequest for a ServiceAccount (`expirationSeconds` ≥ 600, DESIGN.md §9.7). */
+  createToken(
+    namespace: string,
+    serviceAccount: string,
+    expirationSeconds: number,
+  ): Promise<{ token: string; expiresAt: string }>;
   get(ref: KubeRef): Promise<KubeObject | null>;
   /** True when something was deleted. */
   delete(ref: KubeRef): Promise<boolean>;
@@ -84,14 +111,161 @@ function typed(object: KubeObject): k8s.KubernetesObject {
 
 const plain = (object: unknown): KubeObject => JSON.parse(JSON.stringify(object)) as KubeObject;
 
+/** Exposes discovery (resource names) that KubernetesObjectApi keeps protected; used to build watch paths. */
+class DiscoveringObjectApi extends k8s.KubernetesObjectApi {
+  async pathOf(
+    apiVersion: string,
+    kind: string,
+    namespace?: string,
+  ): Promise<{ path: string; plural: string }> {
+    const resource = await this.resource(apiVersion, kind);
+    if (!resource) throw new KubeApiError(404, `the API server does not serve ${kind} in ${apiVersion}`);
+    const root = apiVersion.includes("/") ? `/apis/${apiVersion}` : `/api/${apiVersion}`;
+    const ns = resource.namespaced && namespace ? `/namespaces/${namespace}` : "";
+    return { path: `${root}${ns}/${resource.name}`, plural: resource.name };
+  }
+}
+
 export function createKubeClient(options: { kubeconfigPath?: string; kubeconfig?: string } = {}): KubeClient {
   const kc = new k8s.KubeConfig();
   if (options.kubeconfig) kc.loadFromString(options.kubeconfig);
   else if (options.kubeconfigPath) kc.loadFromFile(options.kubeconfigPath);
   else kc.loadFromCluster();
   const objects = k8s.KubernetesObjectApi.makeApiClient(kc);
+  const discovery = kc.makeApiClient(DiscoveringObjectApi);
+  const custom = kc.makeApiClient(k8s.CustomObjectsApi);
 
   return {
+    async patchStatus(ref, status) {
+      try {
+        const [group, version] = ref.apiVersion.split("/") as [string, string];
+        const { plural } = await discovery.pathOf(ref.apiVersion, ref.kind, ref.namespace);
+        const options = k8s.setHeaderOptions("Content-Type", k8s.PatchStrategy.MergePatch);
+        const body = { status };
+        const result = ref.namespace
+          ? await custom.patchNamespacedCustomObjectStatus(
+              { group, version, plural, namespace: ref.namespace, name: ref.name, body },
+              options,
+            )
+          : await custom.patchClusterCustomObjectStatus(
+              { group, version, plural, name: ref.name, body },
+              options,
+            );
+        return plain(result);
+      } catch (error) {
+        throw error instanceof KubeApiError ? error : toError(error);
+      }
+    },
+    async watch(apiVersion, kind, watchOptions, handler) {
+      const { path } = await discovery.pathOf(apiVersion, kind, watchOptions.namespace);
+      const watcher = new k8s.Watch(kc);
+      const known = new Map<string, KubeObject>();
+      const keyOf = (o: KubeObject) => `${o.metadata.namespace ?? ""}/${o.metadata.name}`;
+      let stopped = false;
+      let abort: AbortController | null = null;
+      let resourceVersion = "";
+      let retryTimer: ReturnType<typeof setTimeout> | null = null;
+
+      const relist = async () => {
+        const list = await objects.list(
+          apiVersion,
+          kind,
+          watchOptions.namespace,
+          undefined,
+          undefined,
+          undefined,
+          undefined,
+          watchOptions.labelSelector,
+        );
+        resourceVersion = list.metadata?.resourceVersion ?? "";
+        const seen = new Set<string>();
+        for (const item of list.items ?? []) {
+          const object = { ...plain(item), apiVersion, kind };
+          const key = keyOf(object);
+          seen.add(key);
+          const before = known.get(key);
+          known.set(key, object);
+          if (!before) handler("ADDED", object);
+          else if (before.metadata.resourceVersion !== object.metadata.resourceVersion)
+            handler("MODIFIED", object);
+        }
+        for (const [key, object] of known) {
+          if (!seen.has(key)) {
+            known.delete(key);
+            handler("DELETED", object);
+          }
+        }
+      };
+
+      const start = async (): Promise<void> => {
+        if (stopped) return;
+        try {
+          if (!resourceVersion) await relist();
+          abort = await watcher.watch(
+            path,
+            {
+              resourceVersion,
+              allowWatchBookmarks: true,
+              ...(watchOptions.labelSelector ? { labelSelector: watchOptions.labelSelector } : {}),
+            },
+            (type, raw) => {
+              if (type === "BOOKMARK") {
+                resourceVersion = raw?.metadata?.resourceVersion ?? resourceVersion;
+                return;
+              }
+              if (type === "ERROR") {
+                if (raw?.code === 410) resourceVersion = ""; // too old: relist on the next start
+                return;
+              }
+              const object = { ...plain(raw), apiVersion, kind };
+              resourceVersion = object.metadata.resourceVersion ?? resourceVersion;
+              if (type === "DELETED") known.delete(keyOf(object));
+              else known.set(keyOf(object), object);
+              handler(type as WatchEventType, object);
+            },
+            (error) => {
+              const status = (error as { code?: number; statusCode?: number } | null)?.code;
+              if (status === 410) resourceVersion = "";
+              schedule();
+            },
+          );
+        } catch {
+          resourceVersion = "";
+          schedule();
+        }
+      };
+      const schedule = () => {
+        if (stopped || retryTimer) return;
+        retryTimer = setTimeout(() => {
+          retryTimer = null;
+          void start();
+        }, 500);
+      };
+      await start();
+      return {
+        stop() {
+          stopped = true;
+          if (retryTimer) clearTimeout(retryTimer);
+          abort?.abort();
+        },
+      };
+    },
+    async createToken(namespace, serviceAccount, expirationSeconds) {
+      try {
+        const core = kc.makeApiClient(k8s.CoreV1Api);
+        const result = await core.createNamespacedServiceAccountToken({
+          name: serviceAccount,
+          namespace,
+          body: { spec: { audiences: [], expirationSeconds } } as k8s.AuthenticationV1TokenRequest,
+        });
+        return {
+          token: result.status?.token ?? "",
+          expiresAt: new Date(result.status?.expirationTimestamp ?? Date.now()).toISOString(),
+        };
+      } catch (error) {
+        throw toError(error);
+      }
+    },
     async apply(object, applyOptions = {}) {
       try {
         const result = await objects.patch(
