@@ -21,6 +21,7 @@ import type { Bus } from "./bus/bus.ts";
 import { createEmbeddedBus } from "./bus/embedded.ts";
 import { createExternalBus } from "./bus/external.ts";
 import { createApp } from "./http/app.ts";
+import { createManagerMetrics } from "./metrics.ts";
 import type { CertificateAuthority } from "./pki/ca.ts";
 import { loadBrokerServerCertificate, loadOrCreateCertificateAuthority } from "./pki/ca-store.ts";
 import { type EnrolmentDeps, enrolmentSettingsFromConfig, isClusterAllowed } from "./services/enrolment.ts";
@@ -198,7 +199,15 @@ export async function buildManager(config: ManagerConfig, logger: Logger): Promi
       if (config.brokerRevocationFile) await recordRevocation(config.brokerRevocationFile, clusterId);
     },
   };
+  const metrics = createManagerMetrics();
+  metrics.setSources({
+    presence: () => channel.presence.counts(),
+    ingest: () => channel.ingest.stats(),
+    dispatcher: () => channel.dispatcher.stats(),
+    ...(broker ? { broker: () => broker!.metrics } : {}),
+  });
   const services: AppServices = {
+    metrics,
     store: channel.store,
     secrets: envelope,
     clock: () => new Date(),

@@ -28,7 +28,7 @@ export function createApp(services: AppServices): ManagerApp {
     },
   });
 
-  app.use("*", requestContext(services.logger));
+  app.use("*", requestContext(services.logger, services.metrics));
   app.onError(handleError);
   app.notFound((c) => {
     throw new KubeNovaError("KN-404", `no route for ${c.req.method} ${c.req.path}`);

@@ -1,6 +1,7 @@
 /** Types shared by the HTTP layer: the Hono environment and the services a Manager app is built from. */
 import type { OpenAPIHono } from "@hono/zod-openapi";
 import type { Logger } from "../../shared/logger.ts";
+import type { ManagerMetrics } from "../metrics.ts";
 import type { ServiceDeps } from "../services/context.ts";
 import type { EnrolmentDeps } from "../services/enrolment.ts";
 
@@ -11,6 +12,8 @@ import type { TokenVerifier } from "../auth/verifier.ts";
 export type { Principal, TokenSigner, TokenVerifier };
 
 export interface AppServices extends ServiceDeps {
+  /** Prometheus metrics; `/metrics` answers 404 without them. */
+  metrics?: ManagerMetrics;
   verifier: TokenVerifier;
   signer: TokenSigner;
   /** Cluster enrolment (CA, settings, revocation hook); without it the enrolment routes answer 503. */

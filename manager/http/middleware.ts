@@ -1,15 +1,17 @@
 /** Cross-cutting HTTP middleware: request ids and logs, body limits, content types, authentication. */
 import type { MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
+import { routePath } from "hono/route";
 import { Role } from "../../shared/api/models.ts";
 import { KubeNovaError } from "../../shared/errors.ts";
 import { uuidv7 } from "../../shared/ids.ts";
 import type { Logger } from "../../shared/logger.ts";
+import type { ManagerMetrics } from "../metrics.ts";
 import type { AppEnv, Principal, TokenVerifier } from "./context.ts";
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
-export function requestContext(logger: Logger): MiddlewareHandler<AppEnv> {
+export function requestContext(logger: Logger, metrics?: ManagerMetrics): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
     const incoming = c.req.header("x-request-id");
     const requestId = incoming && REQUEST_ID.test(incoming) ? incoming : uuidv7();
@@ -20,6 +22,13 @@ export function requestContext(logger: Logger): MiddlewareHandler<AppEnv> {
     const started = performance.now();
     await next();
     const principal = c.get("principal");
+    // The route template, never the raw path: one series per route, not per tenant name.
+    metrics?.observeRequest(
+      c.req.method,
+      routePath(c) || "unmatched",
+      c.res.status,
+      (performance.now() - started) / 1000,
+    );
     log.info("request", {
       method: c.req.method,
       path: c.req.path,

@@ -88,7 +88,7 @@ export const MATRIX: Record<string, Row> = {
 };
 
 /** Operations anyone may call without a token. */
-export const PUBLIC_OPERATIONS = ["healthz", "readyz"];
+export const PUBLIC_OPERATIONS = ["healthz", "readyz", "metrics"];
 
 /**
  * Operations the cluster's operator calls without an API token (bootstrap token or proof of possession); they are

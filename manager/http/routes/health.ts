@@ -16,6 +16,25 @@ const Readiness = z
 export function registerHealthRoutes(app: ManagerApp, services: AppServices): void {
   app.openapi(
     createRoute({
+      operationId: "metrics",
+      method: "get",
+      path: "/metrics",
+      tags: ["health"],
+      summary: "Prometheus metrics (text exposition format)",
+      responses: {
+        200: { description: "Metrics", content: { "text/plain": { schema: z.string() } } },
+        404: { description: "Metrics are not enabled in this process" },
+      },
+    }),
+    async (c) => {
+      if (!services.metrics) return c.text("metrics are not enabled", 404);
+      c.header("Content-Type", services.metrics.contentType);
+      return c.text(await services.metrics.render(), 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
       operationId: "healthz",
       method: "get",
       path: "/healthz",
