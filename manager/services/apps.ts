@@ -7,6 +7,7 @@ import type { AppCreate, AppSpec, AppUpdate } from "../../shared/api/models.ts";
 import { appKey } from "../../shared/desired.ts";
 import { errors, type FieldIssue, KubeNovaError } from "../../shared/errors.ts";
 import type { AppRevisionRow, AppRow, StoreTx } from "../store/store.ts";
+import { assertClusterCanRun } from "./capabilities.ts";
 import { type Actor, audit, nowIso, type ServiceDeps } from "./context.ts";
 import { jsonDiff } from "./diff.ts";
 import { syncApp } from "./sync.ts";
@@ -37,6 +38,12 @@ async function checkAllowedComponentTypes(tx: StoreTx, tenant: string, project: 
       details: issues,
     });
   }
+}
+
+/** DESIGN.md §7: a cluster that reported no KubeVela cannot run apps (422 naming the project's cluster). */
+async function checkClusterRunsApps(tx: StoreTx, clusterName: string) {
+  const cluster = await tx.clusters.get(clusterName);
+  if (cluster) assertClusterCanRun(cluster, "apps", "cluster");
 }
 
 async function loadApp(tx: StoreTx, tenant: string, project: string, name: string): Promise<AppRow> {
@@ -82,6 +89,7 @@ export async function createApp(
   return deps.store.transaction(async (tx) => {
     const project = await tx.projects.get(tenant, projectName);
     if (!project) throw errors.notFound("project", projectName);
+    await checkClusterRunsApps(tx, project.cluster);
     await checkAllowedComponentTypes(tx, tenant, projectName, input.spec);
     const now = nowIso(deps);
     const row: AppRow = {
@@ -135,6 +143,7 @@ export async function updateApp(
     if (input.labels !== undefined) next.labels = input.labels;
     const specChanged = input.spec !== undefined && jsonDiff(current.spec, input.spec).length > 0;
     if (input.spec !== undefined && specChanged) {
+      await checkClusterRunsApps(tx, current.cluster);
       await checkAllowedComponentTypes(tx, ref.tenant, ref.project, input.spec);
       next.spec = input.spec;
       next.revision = current.revision + 1;

@@ -9,6 +9,7 @@ import {
 } from "../../shared/api/models.ts";
 import { errors, type FieldIssue, KubeNovaError } from "../../shared/errors.ts";
 import type { ProjectRow, StoreTx, TenantRow } from "../store/store.ts";
+import { assertClusterCanRun } from "./capabilities.ts";
 import { type Actor, audit, listAll, nowIso, type ServiceDeps } from "./context.ts";
 import { syncApp, syncTenant, syncTenantApps } from "./sync.ts";
 
@@ -20,8 +21,9 @@ async function checkReferences(
 ): Promise<void> {
   const issues: FieldIssue[] = [];
   for (const [i, name] of (refs.clusters ?? []).entries()) {
-    if (!(await tx.clusters.get(name)))
-      issues.push({ path: `clusters.${i}`, message: `cluster "${name}" does not exist` });
+    const cluster = await tx.clusters.get(name);
+    if (!cluster) issues.push({ path: `clusters.${i}`, message: `cluster "${name}" does not exist` });
+    else assertClusterCanRun(cluster, "tenants", `clusters.${i}`); // DESIGN.md §7 CRD mismatch
   }
   for (const [i, name] of (refs.policySets ?? []).entries()) {
     if (!(await tx.policySets.get(name))) {
@@ -191,6 +193,8 @@ export async function createProject(
       );
     }
     await checkReferences(tx, { policySets: input.policySets });
+    const placement = await tx.clusters.get(input.cluster);
+    if (placement) assertClusterCanRun(placement, "tenants", "cluster");
     const now = nowIso(deps);
     const row: ProjectRow = {
       tenant: tenantName,
