@@ -66,6 +66,7 @@ export const ACCESS = {
   getAppStatus: { roles: ALL },
   getTenantUsage: { roles: ["admin", "ops", "tenantOwner", "readOnly"] },
   getProjectUsage: { roles: ALL },
+  getPlatformUsage: { roles: ["admin", "ops", "readOnly"], platformOnly: true },
   listAudit: { roles: ["admin", "ops", "readOnly"], platformOnly: true },
 } as const satisfies Record<string, Rule>;
 

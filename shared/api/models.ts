@@ -581,15 +581,61 @@ export const UsageRecord = z
   .meta({ id: "UsageRecord" });
 export type UsageRecord = z.infer<typeof UsageRecord>;
 
+export const USAGE_GRANULARITIES = ["hour", "day", "month"] as const;
+
 export const UsageQuery = z
   .object({
-    from: z.iso.datetime({ offset: true, error: "must be an RFC 3339 timestamp" }).optional(),
-    to: z.iso.datetime({ offset: true, error: "must be an RFC 3339 timestamp" }).optional(),
+    from: z.iso
+      .datetime({ offset: true, error: "must be an RFC 3339 timestamp" })
+      .optional()
+      .meta({ description: "Window starts ≥ from (default: the start of the current UTC month)" }),
+    to: z.iso
+      .datetime({ offset: true, error: "must be an RFC 3339 timestamp" })
+      .optional()
+      .meta({ description: "Window starts < to (default: now); at most 366 days after `from`" }),
+    granularity: z
+      .enum(USAGE_GRANULARITIES)
+      .default("day")
+      .meta({ description: "UTC hour, day or month buckets" }),
     cluster: ResourceName.optional(),
-    limit: z.coerce.number().int().min(1).max(500).optional(),
-    cursor: z.string().max(512).optional(),
+    format: z
+      .enum(["json", "csv"])
+      .default("json")
+      .meta({ description: "csv: the raw records, stable columns" }),
   })
   .strict();
+
+export const AdminUsageQuery = UsageQuery.extend({ tenant: TenantName.optional() }).strict();
+
+export const UsageBucket = z
+  .object({
+    start: Timestamp,
+    end: Timestamp,
+    records: z.number().int(),
+    /** Sums over the bucket's hourly records, adjustments included (e.g. cpuRequestMillicores = millicore-hours). */
+    metrics: UsageMetrics,
+    /** The part of `metrics` that came from adjustment rows (late records for closed periods). */
+    adjustments: UsageMetrics,
+  })
+  .meta({ id: "UsageBucket" });
+
+export const UsageReport = z
+  .object({
+    tenant: z.string().nullable(),
+    project: z.string().nullable(),
+    cluster: z.string().nullable(),
+    from: Timestamp,
+    to: Timestamp,
+    granularity: z.enum(USAGE_GRANULARITIES),
+    records: z.number().int(),
+    totals: UsageMetrics,
+    adjustments: UsageMetrics,
+    buckets: z.array(UsageBucket),
+    /** Admin reports: totals per tenant. */
+    byTenant: z.record(z.string(), UsageMetrics).optional(),
+  })
+  .meta({ id: "UsageReport", description: "Usage summed from hourly records into UTC buckets" });
+export type UsageReport = z.infer<typeof UsageReport>;
 
 // ── Identity ────────────────────────────────────────────────────────────────────────────────────────────────────
 

@@ -71,6 +71,7 @@ export const MATRIX: Record<string, Row> = {
   getProject: row("AAN", "AAN", "AAN", "ANN", "ANN", "ANN"),
   updateProject: row("AAN", "FFF", "FFF", "ANN", "FNN", "FNF"),
   deleteProject: row("AAN", "FFF", "FFF", "ANN", "FNN", "FNF"),
+  getPlatformUsage: row("A--", "A--", "A--", "F--", "F--", "F--"),
   getProjectUsage: row("AAN", "AAN", "AAN", "ANN", "ANN", "ANN"),
 
   listApps: row("AAN", "AAN", "AAN", "ANN", "ANN", "ANN"),

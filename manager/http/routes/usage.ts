@@ -1,32 +1,37 @@
-/** Usage as recorded from the clusters' hourly reports, per tenant and per project. */
+/** Usage and billing reports: per tenant, per project, and across tenants for the platform. */
 import { createRoute } from "@hono/zod-openapi";
 import { z } from "zod";
-import { pageOf, ProjectName, TenantName } from "../../../shared/api/common.ts";
-import { UsageQuery, UsageRecord } from "../../../shared/api/models.ts";
-import type { UsageFilter } from "../../store/store.ts";
+import { ProjectName, TenantName } from "../../../shared/api/common.ts";
+import { AdminUsageQuery, UsageQuery, UsageReport } from "../../../shared/api/models.ts";
+import type { UsageRow } from "../../store/store.ts";
 import * as tenants from "../../services/tenants.ts";
+import { aggregate, loadUsage, usageCsv, usageRange } from "../../services/usage.ts";
 import { requireAccess } from "../authz.ts";
 import type { AppServices, ManagerApp } from "../context.ts";
-import { pageRequest } from "../helpers.ts";
-import { errorResponses, json } from "./shared.ts";
+import { errorResponses } from "./shared.ts";
 
 const security = [{ bearerAuth: [] }];
+const reportResponses = {
+  200: {
+    description: "The report (JSON), or the raw records as CSV with `format=csv`",
+    content: {
+      "application/json": { schema: UsageReport },
+      "text/csv": { schema: z.string() },
+    },
+  },
+};
 
-async function usageFilter(
-  services: AppServices,
-  tenant: string,
-  query: z.output<typeof UsageQuery>,
-): Promise<UsageFilter | null> {
-  const filter: UsageFilter = { tenant };
-  if (query.from) filter.from = new Date(query.from).toISOString();
-  if (query.to) filter.to = new Date(query.to).toISOString();
-  if (query.cluster) {
-    const cluster = await services.store.clusters.get(query.cluster);
-    if (!cluster) return null;
-    filter.clusterId = cluster.id;
-  }
-  return filter;
+/** A cluster filter by name; an unknown cluster simply has no usage. */
+async function clusterFilter(services: AppServices, name: string | undefined) {
+  if (!name) return {};
+  const cluster = await services.store.clusters.get(name);
+  return { clusterId: cluster?.id ?? "-unknown-" };
 }
+
+const csvHeaders = (filename: string) => ({
+  "Content-Type": "text/csv; charset=utf-8",
+  "Content-Disposition": `attachment; filename="${filename}"`,
+});
 
 export function registerUsageRoutes(app: ManagerApp, services: AppServices): void {
   app.openapi(
@@ -36,21 +41,34 @@ export function registerUsageRoutes(app: ManagerApp, services: AppServices): voi
       path: "/api/v1/tenants/{tenant}/usage",
       tags: ["usage"],
       security,
-      summary: "A tenant's hourly usage records (UTC windows)",
+      summary: "A tenant's usage in UTC hour/day/month buckets, per cluster or across clusters",
       middleware: [requireAccess("getTenantUsage")] as const,
       request: { params: z.object({ tenant: TenantName }), query: UsageQuery },
-      responses: {
-        200: json(pageOf(UsageRecord, "UsagePage"), "A page of usage records"),
-        ...errorResponses(403, 404),
-      },
+      responses: { ...reportResponses, ...errorResponses(403, 404) },
     }),
     async (c) => {
       const { tenant } = c.req.valid("param");
       const query = c.req.valid("query");
       await tenants.getTenant(services, tenant);
-      const filter = await usageFilter(services, tenant, query);
-      if (!filter) return c.json({ items: [], nextCursor: null }, 200);
-      return c.json(await services.store.usage.list(filter, pageRequest(query)), 200);
+      const range = usageRange(query, services.clock());
+      const rows = await loadUsage(
+        services.store,
+        { tenant, ...(await clusterFilter(services, query.cluster)) },
+        range,
+      );
+      if (query.format === "csv") return c.text(usageCsv(rows), 200, csvHeaders(`usage-${tenant}.csv`));
+      const report = aggregate(rows, query.granularity);
+      return c.json(
+        {
+          tenant,
+          project: null,
+          cluster: query.cluster ?? null,
+          ...range,
+          granularity: query.granularity,
+          ...report,
+        },
+        200,
+      );
     },
   );
 
@@ -61,26 +79,80 @@ export function registerUsageRoutes(app: ManagerApp, services: AppServices): voi
       path: "/api/v1/tenants/{tenant}/projects/{project}/usage",
       tags: ["usage"],
       security,
-      summary: "A project's share of its tenant's hourly usage records",
+      summary: "A project's share of its tenant's usage, in UTC buckets",
       middleware: [requireAccess("getProjectUsage")] as const,
       request: { params: z.object({ tenant: TenantName, project: ProjectName }), query: UsageQuery },
-      responses: {
-        200: json(pageOf(UsageRecord, "UsagePage"), "A page of usage records"),
-        ...errorResponses(403, 404),
-      },
+      responses: { ...reportResponses, ...errorResponses(403, 404) },
     }),
     async (c) => {
       const { tenant, project } = c.req.valid("param");
       const query = c.req.valid("query");
       await tenants.getProject(services, tenant, project);
-      const filter = await usageFilter(services, tenant, query);
-      if (!filter) return c.json({ items: [], nextCursor: null }, 200);
-      const page = await services.store.usage.list(filter, pageRequest(query));
-      const items = page.items.flatMap((record) => {
-        const metrics = record.byProject[project];
-        return metrics ? [{ ...record, metrics, byProject: { [project]: metrics } }] : [];
-      });
-      return c.json({ items, nextCursor: page.nextCursor }, 200);
+      const range = usageRange(query, services.clock());
+      const rows = await loadUsage(
+        services.store,
+        { tenant, ...(await clusterFilter(services, query.cluster)) },
+        range,
+      );
+      const pick = (row: UsageRow) => row.byProject[project] ?? null;
+      if (query.format === "csv")
+        return c.text(usageCsv(rows, pick), 200, csvHeaders(`usage-${tenant}-${project}.csv`));
+      const report = aggregate(rows, query.granularity, pick);
+      return c.json(
+        {
+          tenant,
+          project,
+          cluster: query.cluster ?? null,
+          ...range,
+          granularity: query.granularity,
+          ...report,
+        },
+        200,
+      );
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      operationId: "getPlatformUsage",
+      method: "get",
+      path: "/api/v1/usage",
+      tags: ["usage"],
+      security,
+      summary: "Usage across all tenants (or one), with totals per tenant",
+      middleware: [requireAccess("getPlatformUsage")] as const,
+      request: { query: AdminUsageQuery },
+      responses: { ...reportResponses, ...errorResponses(403) },
+    }),
+    async (c) => {
+      const query = c.req.valid("query");
+      const range = usageRange(query, services.clock());
+      const rows = await loadUsage(
+        services.store,
+        {
+          ...(query.tenant ? { tenant: query.tenant } : {}),
+          ...(await clusterFilter(services, query.cluster)),
+        },
+        range,
+      );
+      if (query.format === "csv") return c.text(usageCsv(rows), 200, csvHeaders("usage.csv"));
+      const report = aggregate(rows, query.granularity);
+      const byTenant: Record<string, UsageReport["totals"]> = {};
+      const grouped = new Map<string, UsageRow[]>();
+      for (const row of rows) grouped.set(row.tenant, [...(grouped.get(row.tenant) ?? []), row]);
+      for (const [name, list] of grouped) byTenant[name] = aggregate(list, query.granularity).totals;
+      return c.json(
+        {
+          tenant: query.tenant ?? null,
+          project: null,
+          cluster: query.cluster ?? null,
+          ...range,
+          granularity: query.granularity,
+          ...report,
+          byTenant,
+        },
+        200,
+      );
     },
   );
 }
