@@ -208,6 +208,7 @@ export async function buildManager(config: ManagerConfig, logger: Logger): Promi
   });
   const services: AppServices = {
     metrics,
+    commands: channel.commands,
     store: channel.store,
     secrets: envelope,
     clock: () => new Date(),

@@ -15,6 +15,7 @@ import { registerDocsRoutes } from "./routes/docs.ts";
 import { isBootstrapAuthenticated, registerEnrolmentRoutes } from "./routes/enrolment.ts";
 import { registerHealthRoutes } from "./routes/health.ts";
 import { registerIdentityRoutes } from "./routes/identity.ts";
+import { registerKubeconfigRoutes } from "./routes/kubeconfigs.ts";
 import { registerTenantRoutes } from "./routes/tenants.ts";
 import { registerUsageRoutes } from "./routes/usage.ts";
 
@@ -56,6 +57,7 @@ export function createApp(services: AppServices): ManagerApp {
   registerTenantRoutes(app, services);
   registerAppRoutes(app, services);
   registerUsageRoutes(app, services);
+  registerKubeconfigRoutes(app, services);
 
   app.openAPIRegistry.registerComponent("securitySchemes", "bearerAuth", {
     type: "http",

@@ -66,6 +66,8 @@ export const ACCESS = {
   getAppStatus: { roles: ALL },
   getTenantUsage: { roles: ["admin", "ops", "tenantOwner", "readOnly"] },
   getProjectUsage: { roles: ALL },
+  issueTenantKubeconfig: { roles: ["admin", "tenantOwner", "readOnly"] },
+  issueProjectKubeconfig: { roles: ["admin", "tenantOwner", "projectDev", "readOnly"] },
   getPlatformUsage: { roles: ["admin", "ops", "readOnly"], platformOnly: true },
   listAudit: { roles: ["admin", "ops", "readOnly"], platformOnly: true },
 } as const satisfies Record<string, Rule>;

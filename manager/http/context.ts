@@ -2,6 +2,7 @@
 import type { OpenAPIHono } from "@hono/zod-openapi";
 import type { Logger } from "../../shared/logger.ts";
 import type { ManagerMetrics } from "../metrics.ts";
+import type { CommandClient } from "../sync/commands.ts";
 import type { ServiceDeps } from "../services/context.ts";
 import type { EnrolmentDeps } from "../services/enrolment.ts";
 
@@ -12,6 +13,8 @@ import type { TokenVerifier } from "../auth/verifier.ts";
 export type { Principal, TokenSigner, TokenVerifier };
 
 export interface AppServices extends ServiceDeps {
+  /** The channel's command client (tokens, usage-now); without it clusters are unreachable (503). */
+  commands?: CommandClient;
   /** Prometheus metrics; `/metrics` answers 404 without them. */
   metrics?: ManagerMetrics;
   verifier: TokenVerifier;

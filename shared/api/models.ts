@@ -637,6 +637,35 @@ export const UsageReport = z
   .meta({ id: "UsageReport", description: "Usage summed from hourly records into UTC buckets" });
 export type UsageReport = z.infer<typeof UsageReport>;
 
+// ── Kubeconfigs ─────────────────────────────────────────────────────────────────────────────────────────────────
+
+export const KubeconfigRequest = z
+  .object({
+    role: z.enum(["tenantOwner", "projectDev", "readOnly"]),
+    ttlSeconds: z
+      .number()
+      .int()
+      .min(600, "must be at least 600 (the Kubernetes TokenRequest minimum)")
+      .max(7 * 86400)
+      .optional()
+      .meta({ description: "Default: one hour, or the caller's remaining lifetime if shorter" }),
+    cluster: ResourceName.optional().meta({
+      description: "Which of the tenant's clusters (required when it has several)",
+    }),
+  })
+  .strict()
+  .meta({ id: "KubeconfigRequest" });
+
+export const KubeconfigResponse = z
+  .object({
+    kubeconfig: z.string().meta({ description: "YAML; the token inside is not stored by KubeNova" }),
+    expiresAt: Timestamp,
+    cluster: z.string(),
+    namespace: z.string(),
+    serviceAccount: z.string(),
+  })
+  .meta({ id: "KubeconfigResponse" });
+
 // ── Identity ────────────────────────────────────────────────────────────────────────────────────────────────────
 
 export const ROLES = ["admin", "ops", "tenantOwner", "projectDev", "readOnly"] as const;

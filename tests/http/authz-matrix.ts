@@ -71,6 +71,9 @@ export const MATRIX: Record<string, Row> = {
   getProject: row("AAN", "AAN", "AAN", "ANN", "ANN", "ANN"),
   updateProject: row("AAN", "FFF", "FFF", "ANN", "FNN", "FNF"),
   deleteProject: row("AAN", "FFF", "FFF", "ANN", "FNN", "FNF"),
+  // U: authorized, then 422 — the seeded clusters have no capsule-proxy URL to point a kubeconfig at.
+  issueTenantKubeconfig: row("UUN", "FFF", "UUN", "UNN", "FNN", "UNN"),
+  issueProjectKubeconfig: row("UUN", "FFF", "UUN", "UNN", "FNN", "UNN"), // dev: readonly is tenant-wide, beyond its project
   getPlatformUsage: row("A--", "A--", "A--", "F--", "F--", "F--"),
   getProjectUsage: row("AAN", "AAN", "AAN", "ANN", "ANN", "ANN"),
 

@@ -65,6 +65,10 @@ function bodyFor(operationId: string, principal: PrincipalName, target: Target):
       return { name: uniqueName("a"), spec: SAMPLE_SPEC };
     case "updateApp":
       return { labels: { touched: "yes" } };
+    case "issueTenantKubeconfig":
+      return { role: "readOnly", cluster: "dc1", ttlSeconds: 600 };
+    case "issueProjectKubeconfig":
+      return { role: "readOnly", ttlSeconds: 600 };
     case "rollbackApp":
       return { revision: 1 };
     case "deployApp":
