@@ -260,7 +260,9 @@ async function rollBack(
   if (failed?.wanted === wanted) return { refused: failed.message };
   deps.memory.refusedRollbacks.delete(refKey);
   try {
-    return { app: await applyRevision(app, wanted, deps, log) };
+    const applied = await applyRevision(app, wanted, deps, log);
+    deps.memory.rollbacks.set(refKey, wanted);
+    return { app: applied };
   } catch (error) {
     const refusedError = refusal(error);
     if (!refusedError) throw error;
@@ -277,7 +279,6 @@ async function applyRevision(
   log: Logger,
 ): Promise<KubeObject> {
   const annotations = app.metadata.annotations ?? {};
-  const refKey = `${app.metadata.namespace ?? ""}/${app.metadata.name}`;
   const namespace = app.metadata.namespace ?? "";
   const revisionName = `${app.metadata.name}-v${wanted}`;
   const revision = await deps.kube.get({
@@ -289,6 +290,8 @@ async function applyRevision(
   const application = isRecord(revision?.spec) ? revision.spec.application : undefined;
   const spec = isRecord(application) ? application.spec : undefined;
   if (!isRecord(spec)) {
+    // Not retried on its own (a refusal is kept until the request changes): KubeVela writes a revision before
+    // it runs it, so a missing one is a wrong request rather than a race.
     throw new KubeApiError(
       404,
       `${ROLLBACK_TO}: ApplicationRevision "${revisionName}" not found in "${namespace}"`,
@@ -298,7 +301,7 @@ async function applyRevision(
   log.info("rolling back to an ApplicationRevision", { revision: revisionName });
   // The whole object KubeNova owns is applied (same field manager as desired.ts), else SSA would drop the labels
   // and annotations this apply left out. A new publishVersion makes KubeVela run the workflow again.
-  const applied = await deps.kube.apply({
+  return deps.kube.apply({
     apiVersion: VELA_API_VERSION,
     kind: "Application",
     metadata: {
@@ -313,8 +316,6 @@ async function applyRevision(
     },
     spec,
   });
-  deps.memory.rollbacks.set(refKey, wanted);
-  return applied;
 }
 
 async function syncSuspend(app: KubeObject, deps: AppReconcileDeps): Promise<KubeObject | null> {
