@@ -115,22 +115,40 @@ export function createDesiredApplier(options: {
         }
         return options.kube.apply(tenantObject(change));
       case "app": {
-        if (change.op === "delete") {
-          const ref = appRef(change.key);
-          const existing = await options.kube.list(VELA_API_VERSION, "Application", {
-            labelSelector: `kubenova.io/tenant=${ref.tenant},kubenova.io/project=${ref.project},kubenova.io/app=${ref.name}`,
+        if (change.op !== "delete") {
+          const object = appObject(change);
+          // A rollback request the app reconciler already handled must not replay when this apply (same field
+          // manager) drops its bookkeeping annotation: the Manager's new revision supersedes the request.
+          const live = await options.kube.get({
+            apiVersion: VELA_API_VERSION,
+            kind: "Application",
+            name: object.metadata.name,
+            ...(object.metadata.namespace ? { namespace: object.metadata.namespace } : {}),
           });
-          for (const app of existing) {
-            await options.kube.delete({
-              apiVersion: VELA_API_VERSION,
-              kind: "Application",
-              name: app.metadata.name,
-              ...(app.metadata.namespace ? { namespace: app.metadata.namespace } : {}),
-            });
+          const requested = live?.metadata.annotations?.["kubenova.io/rollback-to"];
+          if (requested !== undefined) {
+            object.metadata.annotations = {
+              ...object.metadata.annotations,
+              "kubenova.io/rollback-to": requested,
+              "kubenova.io/rolled-back-to": requested,
+            };
           }
-          return null;
+          return options.kube.apply(object);
         }
-        return options.kube.apply(appObject(change));
+        // Delete whatever carries the app's labels (its namespace is not in the key).
+        const ref = appRef(change.key);
+        const existing = await options.kube.list(VELA_API_VERSION, "Application", {
+          labelSelector: `kubenova.io/tenant=${ref.tenant},kubenova.io/project=${ref.project},kubenova.io/app=${ref.name}`,
+        });
+        for (const app of existing) {
+          await options.kube.delete({
+            apiVersion: VELA_API_VERSION,
+            kind: "Application",
+            name: app.metadata.name,
+            ...(app.metadata.namespace ? { namespace: app.metadata.namespace } : {}),
+          });
+        }
+        return null;
       }
       default:
         log.warn("ignoring a desired kind this operator does not know", {
@@ -146,17 +164,9 @@ export function createDesiredApplier(options: {
     seen.add(change.revision);
     const objectKind = change.kind === "app" ? "app" : "tenant";
     try {
-      const object = await write(change);
+      // Phases come from the reconcilers that make these objects true; this layer reports only refusals.
+      await write(change);
       stats.applied++;
-      if (object && (change.kind === "tenant" || change.kind === "app")) {
-        options.report({
-          objectKind,
-          key: change.key,
-          observedGeneration: object.metadata.generation ?? 0,
-          phase: "Applying",
-          revision: change.revision,
-        });
-      }
     } catch (error) {
       if (error instanceof KubeApiError && !error.retryable) {
         stats.refused++;

@@ -3,6 +3,7 @@
  * @kubernetes/client-node. Writes are server-side applies with field manager `kubenova` (DESIGN.md §6).
  */
 import * as k8s from "@kubernetes/client-node";
+import { parse as parseYaml } from "yaml";
 
 export const FIELD_MANAGER = "kubenova";
 
@@ -111,6 +112,20 @@ function typed(object: KubeObject): k8s.KubernetesObject {
 
 const plain = (object: unknown): KubeObject => JSON.parse(JSON.stringify(object)) as KubeObject;
 
+/**
+ * client-node hands back typed models whose property names are not the JSON names (`_default`, `_from`, …);
+ * its own serializer (through dumpYaml) restores the wire shape, so callers compare like with like.
+ */
+function wire(object: unknown, apiVersion?: string, kind?: string): KubeObject {
+  const typedObject = object as k8s.KubernetesObject;
+  const withType = {
+    ...typedObject,
+    apiVersion: typedObject.apiVersion ?? apiVersion,
+    kind: typedObject.kind ?? kind,
+  };
+  return parseYaml(k8s.dumpYaml(withType)) as KubeObject;
+}
+
 /** Exposes discovery (resource names) that KubernetesObjectApi keeps protected; used to build watch paths. */
 class DiscoveringObjectApi extends k8s.KubernetesObjectApi {
   async pathOf(
@@ -180,7 +195,7 @@ export function createKubeClient(options: { kubeconfigPath?: string; kubeconfig?
         resourceVersion = list.metadata?.resourceVersion ?? "";
         const seen = new Set<string>();
         for (const item of list.items ?? []) {
-          const object = { ...plain(item), apiVersion, kind };
+          const object = wire(item, apiVersion, kind);
           const key = keyOf(object);
           seen.add(key);
           const before = known.get(key);
@@ -276,7 +291,7 @@ export function createKubeClient(options: { kubeconfigPath?: string; kubeconfig?
           applyOptions.force ?? true,
           k8s.PatchStrategy.ServerSideApply,
         );
-        return plain(result);
+        return wire(result, object.apiVersion, object.kind);
       } catch (error) {
         throw toError(error);
       }
@@ -288,7 +303,7 @@ export function createKubeClient(options: { kubeconfigPath?: string; kubeconfig?
           kind: ref.kind,
           metadata: { name: ref.name, namespace: ref.namespace },
         };
-        return plain(await objects.read(spec as Parameters<typeof objects.read>[0]));
+        return wire(await objects.read(spec as Parameters<typeof objects.read>[0]), ref.apiVersion, ref.kind);
       } catch (error) {
         const e = toError(error);
         if (e.status === 404) return null;
@@ -321,7 +336,7 @@ export function createKubeClient(options: { kubeconfigPath?: string; kubeconfig?
           undefined,
           listOptions.labelSelector,
         );
-        return (result.items ?? []).map((item) => ({ ...plain(item), apiVersion, kind }));
+        return (result.items ?? []).map((item) => wire(item, apiVersion, kind));
       } catch (error) {
         const e = toError(error);
         if (e.status === 404) return [];

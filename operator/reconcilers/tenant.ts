@@ -59,30 +59,13 @@ const refOf = (o: KubeObject): KubeRef => ({
 const isRecord = (v: unknown): v is Record<string, unknown> =>
   typeof v === "object" && v !== null && !Array.isArray(v);
 
-/**
- * Workaround: the adapter's get/list hand back client-node's typed models serialized with their TypeScript
- * property names, so JSON keys that are reserved words come back prefixed (`_default` in LimitRange items,
- * `_from` in NetworkPolicy rules). Renaming them back keeps the comparison with the desired objects exact;
- * without it such objects would look changed on every pass and be re-applied forever.
- */
-export function unprefixModelKeys(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(unprefixModelKeys);
-  if (!isRecord(value)) return value;
-  const out: Record<string, unknown> = {};
-  for (const [key, inner] of Object.entries(value)) {
-    const plainKey = key.startsWith("_") && !(key.slice(1) in value) ? key.slice(1) : key;
-    out[plainKey] = unprefixModelKeys(inner);
-  }
-  return out;
-}
-
 /** Everything labelled as this tenant's (all managed kinds, cluster-wide), keyed by kind/namespace/name. */
 async function listManaged(kube: KubeClient, tenant: string): Promise<Map<string, KubeObject>> {
   const lists = await Promise.all(
     MANAGED_KINDS.map((k) => kube.list(k.apiVersion, k.kind, { labelSelector: managedSelector(tenant) })),
   );
   const live = new Map<string, KubeObject>();
-  for (const object of lists.flat()) live.set(keyOf(object), unprefixModelKeys(object) as KubeObject);
+  for (const object of lists.flat()) live.set(keyOf(object), object);
   return live;
 }
 
