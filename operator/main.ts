@@ -9,7 +9,19 @@ import { join } from "node:path";
 import type { OperatorEnv } from "../shared/config.ts";
 import type { Logger } from "../shared/logger.ts";
 import { KUBENOVA_VERSION } from "../shared/version.ts";
+import { OPERATOR_NAME } from "../manager/install/manifests.ts";
+import type { BodyOf } from "../shared/messages.ts";
+import { detectCapabilities } from "./capabilities.ts";
+import { createCommandHandler } from "./commands.ts";
 import { configMapRevisionStore, createDesiredApplier } from "./desired.ts";
+import { createHelm } from "./helm.ts";
+import { createOperatorMetrics } from "./metrics.ts";
+import { reconcileAddons } from "./reconcilers/addons.ts";
+import { createAppReconciler } from "./reconcilers/app.ts";
+import { type ReconcileOutcome, createController } from "./reconcilers/runtime.ts";
+import { reconcileTenant } from "./reconcilers/tenant.ts";
+import { createUsageCollector } from "./usage.ts";
+import { startWatches } from "./watches.ts";
 import { loadOrEnroll, type OperatorIdentity, scheduleRenewal } from "./identity.ts";
 import { createKubeClient } from "./kube/client-node.ts";
 import { createOperatorLink, type OperatorLink } from "./link/link.ts";
@@ -48,12 +60,50 @@ export async function runOperator(config: OperatorEnv, logger: Logger): Promise<
     path: join(config.NOVA_DATA_DIR, "outbox.db"),
     maxRows: config.NOVA_OUTBOX_MAX_ROWS,
   });
+  const metrics = createOperatorMetrics();
+  const operatorIdentity = `system:serviceaccount:${config.POD_NAMESPACE}:${OPERATOR_NAME}`;
   let link: OperatorLink | null = null;
-  const applier = createDesiredApplier({
+  const report = (body: BodyOf<"status">) => {
+    metrics.event("status_report");
+    link?.report("status", body, { coalesceKey: `${body.objectKind}/${body.key}` });
+  };
+  const applier = createDesiredApplier({ kube, logger: log, report });
+  const observe = (controller: string, seconds: number, outcome: ReconcileOutcome) =>
+    metrics.observeReconcile(controller, seconds, outcome);
+  const tenants = createController({
+    name: "tenant",
+    logger: log,
+    observe,
+    reconcile: (name) => reconcileTenant(name, { kube, logger: log, operatorIdentity, report }),
+  });
+  const apps = createController({
+    name: "app",
+    logger: log,
+    observe,
+    reconcile: createAppReconciler({ kube, logger: log, report }),
+  });
+  const addons = createController({
+    name: "addons",
+    logger: log,
+    observe,
+    reconcile: (name) =>
+      reconcileAddons(name, {
+        kube,
+        helm: createHelm({ logger: log }),
+        logger: log,
+        operatorIdentity,
+        report,
+      }),
+  });
+  const usage = createUsageCollector({
     kube,
     logger: log,
-    report: (body) => link?.report("status", body, { coalesceKey: `${body.objectKind}/${body.key}` }),
+    report: (body) => {
+      metrics.event("usage_report");
+      link?.report("usage", body);
+    },
   });
+  const watches = startWatches({ kube, logger: log, tenants, apps, addons });
   link = createOperatorLink({
     clusterId: config.NOVA_CLUSTER_ID,
     brokerUrl: identity.brokerUrl,
@@ -61,22 +111,22 @@ export async function runOperator(config: OperatorEnv, logger: Logger): Promise<
     outbox,
     applier,
     revisions: configMapRevisionStore(kube, config.POD_NAMESPACE),
-    commands: async (command) => ({
-      ok: false,
-      error: {
-        code: "KN-422",
-        message: `command ${command.name} is not supported by operator ${KUBENOVA_VERSION}`,
-      },
+    commands: createCommandHandler({
+      kube,
+      logger: log,
+      collectUsageNow: () => usage.collectNow(),
+      resync: async () => watches.resync(),
     }),
     hello: async () => ({
       operatorVersion: KUBENOVA_VERSION,
       kubernetesVersion: await kube.kubernetesVersion(),
-      capabilities: await kube.servedGroups().catch(() => ({})),
+      capabilities: (await detectCapabilities(kube).catch(() => null))?.groups ?? {},
     }),
     logger: log,
     heartbeatIntervalMs: config.NOVA_HEARTBEAT_INTERVAL_MS,
     resendAfterMs: config.NOVA_RESEND_AFTER_MS,
   });
+  metrics.setSources({ outbox: () => outbox.stats(), connected: () => link?.stats().connected ?? false });
   const renewal = scheduleRenewal({
     dir: join(config.NOVA_DATA_DIR, "identity"),
     managerUrl: config.NOVA_MANAGER_URL,
@@ -88,6 +138,7 @@ export async function runOperator(config: OperatorEnv, logger: Logger): Promise<
   });
   const running = link;
   running.start();
+  usage.start();
   const health = Bun.serve({
     hostname: config.NOVA_HEALTH_HOST,
     port: config.NOVA_HEALTH_PORT,
@@ -102,7 +153,17 @@ export async function runOperator(config: OperatorEnv, logger: Logger): Promise<
         );
       }
       if (path === "/stats") {
-        return Response.json({ link: running.stats(), outbox: outbox.stats(), desired: applier.stats() });
+        return Response.json({
+          link: running.stats(),
+          outbox: outbox.stats(),
+          desired: applier.stats(),
+          controllers: { tenant: tenants.stats(), app: apps.stats(), addons: addons.stats() },
+        });
+      }
+      if (path === "/metrics") {
+        return metrics
+          .render()
+          .then((body) => new Response(body, { headers: { "Content-Type": metrics.contentType } }));
       }
       return new Response("not found", { status: 404 });
     },
@@ -118,6 +179,11 @@ export async function runOperator(config: OperatorEnv, logger: Logger): Promise<
     healthUrl,
     async stop() {
       renewal.stop();
+      usage.stop();
+      watches.stop();
+      tenants.stop();
+      apps.stop();
+      addons.stop();
       await running.stop();
       await health.stop();
       outbox.close();

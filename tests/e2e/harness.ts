@@ -134,7 +134,7 @@ export interface OperatorProcess {
   kube: KubeApiServer;
   start(): Promise<void>;
   kill(signal?: "SIGKILL" | "SIGTERM" | "SIGSTOP" | "SIGCONT"): Promise<void>;
-  stats(): Promise<{ link: any; outbox: any; desired: any }>;
+  stats(): Promise<{ link: any; outbox: any; desired: any; controllers: any }>;
   output(): string;
   close(): Promise<void>;
 }
@@ -145,9 +145,14 @@ export async function createOperatorProcess(options: {
   bootstrapToken: string;
   dir: string;
   heartbeatIntervalMs?: number;
+  /** The in-memory server's Capsule/KubeVela controller simulations (DESIGN.md §10). */
+  simulations?: { capsule?: boolean; kubevela?: boolean };
 }): Promise<OperatorProcess> {
   await mkdir(options.dir, { recursive: true });
-  const kube = await startKubeApiServer({ namespaces: ["kubenova-system"] });
+  const kube = await startKubeApiServer({
+    namespaces: ["kubenova-system"],
+    ...(options.simulations ? { simulations: options.simulations } : {}),
+  });
   const kubeconfig = join(options.dir, "kubeconfig");
   kube.writeKubeconfig(kubeconfig);
   const healthPort = await freePort();
@@ -187,7 +192,12 @@ export async function createOperatorProcess(options: {
       }
     },
     async stats() {
-      return (await (await fetch(`${healthUrl}/stats`)).json()) as { link: any; outbox: any; desired: any };
+      return (await (await fetch(`${healthUrl}/stats`)).json()) as {
+        link: any;
+        outbox: any;
+        desired: any;
+        controllers: any;
+      };
     },
     output: () => log + (current?.output() ?? ""),
     async close() {
