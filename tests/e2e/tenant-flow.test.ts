@@ -88,7 +88,7 @@ test("tenant, project, app, status, suspend, rollback and kubeconfigs end to end
     namespace: "acme-web",
     name: "site",
   });
-  expect((application?.metadata as any).labels["kubenova.io/tenant"]).toBe("acme");
+  expect((application?.metadata as any)?.labels?.["kubenova.io/tenant"]).toBe("acme");
 
   // Update, then roll back to revision 1: the cluster runs the first image again under a new publishVersion.
   await manager.api("PATCH", "/api/v1/tenants/acme/projects/web/apps/site", { spec: SPEC("nginx:1.28") });
@@ -102,7 +102,7 @@ test("tenant, project, app, status, suspend, rollback and kubeconfigs end to end
     });
     const image = (app?.spec as any)?.components?.[0]?.properties?.image;
     return (
-      image === "nginx:1.27" && (app?.metadata as any).annotations["app.oam.dev/publishVersion"] === "r3"
+      image === "nginx:1.27" && (app?.metadata as any)?.annotations?.["app.oam.dev/publishVersion"] === "r3"
     );
   });
   await manager.api("POST", "/api/v1/tenants/acme/projects/web/apps/site/suspend");
