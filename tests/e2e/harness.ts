@@ -70,6 +70,7 @@ export interface ManagerProcess {
   kill(signal?: "SIGKILL" | "SIGTERM"): Promise<void>;
   output(): string;
   api(method: string, path: string, body?: unknown): Promise<{ status: number; body: any }>;
+  adminToken(): Promise<string>;
 }
 
 export async function startManagerProcess(
@@ -112,6 +113,7 @@ export async function startManagerProcess(
       current = null;
     },
     output: () => log + (current?.output() ?? ""),
+    adminToken: async () => admin,
     async api(method, path, body) {
       const res = await fetch(`${url}${path}`, {
         method,

@@ -82,19 +82,14 @@ async function run(seed: number, databaseUrl: string | null): Promise<void> {
     return state / 0x7fffffff;
   };
   const target = Math.floor((0.1 + 0.6 * next()) * OPERATORS * REPORTS);
-  const count = async () => {
-    let total = 0;
-    let cursor: string | null = null;
-    do {
-      const page: { status: number; body: any } = await manager.api(
-        "GET",
-        `/api/v1/tenants/acme/usage?limit=500${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`,
-      );
-      total += page.body.items.length;
-      cursor = page.body.nextCursor;
-    } while (cursor);
-    return total;
+  const range = () => {
+    const to = new Date(Date.now() + 3_600_000).toISOString();
+    const from = new Date(Date.now() - (REPORTS + 2) * 3_600_000).toISOString();
+    return `from=${encodeURIComponent(from)}&to=${encodeURIComponent(to)}`;
   };
+  const count = async () =>
+    (await manager.api("GET", `/api/v1/tenants/acme/usage?${range()}&granularity=month`)).body
+      .records as number;
   await waitUntil(
     `seed ${seed}: ${target} reports committed before the kill`,
     async () => (await count()) >= target,
@@ -114,22 +109,22 @@ async function run(seed: number, databaseUrl: string | null): Promise<void> {
     stderr: expect.any(String),
   });
 
-  let rows = 0;
-  let pods = 0;
-  let cursor: string | null = null;
-  const seen = new Set<string>();
-  do {
-    const page: { status: number; body: any } = await manager.api(
-      "GET",
-      `/api/v1/tenants/acme/usage?limit=500${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`,
-    );
-    for (const record of page.body.items) {
-      rows++;
-      pods += record.metrics.pods;
-      seen.add(`${record.clusterId}|${record.windowStart}`);
-    }
-    cursor = page.body.nextCursor;
-  } while (cursor);
+  const report = (await manager.api("GET", `/api/v1/tenants/acme/usage?${range()}&granularity=month`)).body;
+  const rows = report.records as number;
+  const pods = report.totals.pods as number;
+  // Uniqueness from the raw records (CSV export): one row per (cluster, window).
+  const csv = await (
+    await fetch(`${manager.url}/api/v1/tenants/acme/usage?${range()}&format=csv`, {
+      headers: { authorization: `Bearer ${await manager.adminToken()}` },
+    })
+  ).text();
+  const seen = new Set(
+    csv
+      .trimEnd()
+      .split("\r\n")
+      .slice(1)
+      .map((line) => line.split(",").slice(1, 3).join("|")),
+  );
   expect({ seed, rows, unique: seen.size, pods }).toEqual({
     seed,
     rows: OPERATORS * REPORTS,
