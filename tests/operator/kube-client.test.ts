@@ -66,3 +66,34 @@ test("apply is idempotent, status is written, watches see changes, tokens are is
     await server.close();
   }
 });
+
+test("a watch resumes after the stream drops and relists after 410 Gone, missing nothing", async () => {
+  const server = await startKubeApiServer({ namespaces: ["w"], watchHistorySize: 5 });
+  const kube = createKubeClient({ kubeconfig: server.kubeconfig() });
+  try {
+    const seen = new Map<string, string>();
+    const handle = await kube.watch("v1", "ConfigMap", { namespace: "w" }, (type, object) =>
+      seen.set(object.metadata.name, type),
+    );
+    const put = (name: string) =>
+      kube.apply({
+        apiVersion: "v1",
+        kind: "ConfigMap",
+        metadata: { name, namespace: "w" },
+        data: { v: name },
+      });
+    await put("a");
+    await waitFor("a", () => seen.has("a"));
+    server.faults.dropWatches();
+    await put("b");
+    await waitFor("b after a dropped stream", () => seen.has("b"), 10_000);
+    // Drop again and make more changes than the history keeps: the resume gets 410 and must relist.
+    server.faults.dropWatches();
+    for (let i = 0; i < 12; i++) await put(`c${i}`);
+    await kube.delete({ apiVersion: "v1", kind: "ConfigMap", namespace: "w", name: "a" });
+    await waitFor("everything after 410", () => seen.has("c11") && seen.get("a") === "DELETED", 15_000);
+    handle.stop();
+  } finally {
+    await server.close();
+  }
+});
