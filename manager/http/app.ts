@@ -12,6 +12,7 @@ import { registerAppRoutes } from "./routes/apps.ts";
 import { registerCatalogRoutes } from "./routes/catalog.ts";
 import { registerClusterRoutes } from "./routes/clusters.ts";
 import { registerDocsRoutes } from "./routes/docs.ts";
+import { registerEventRoutes } from "./routes/events.ts";
 import { isBootstrapAuthenticated, registerEnrolmentRoutes } from "./routes/enrolment.ts";
 import { registerHealthRoutes } from "./routes/health.ts";
 import { registerIdentityRoutes } from "./routes/identity.ts";
@@ -58,6 +59,7 @@ export function createApp(services: AppServices): ManagerApp {
   registerAppRoutes(app, services);
   registerUsageRoutes(app, services);
   registerKubeconfigRoutes(app, services);
+  registerEventRoutes(app, services);
 
   app.openAPIRegistry.registerComponent("securitySchemes", "bearerAuth", {
     type: "http",

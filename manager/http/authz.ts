@@ -68,6 +68,8 @@ export const ACCESS = {
   getProjectUsage: { roles: ALL },
   issueTenantKubeconfig: { roles: ["admin", "tenantOwner", "readOnly"] },
   issueProjectKubeconfig: { roles: ["admin", "tenantOwner", "projectDev", "readOnly"] },
+  listTenantEvents: { roles: ALL },
+  listEvents: { roles: ["admin", "ops", "readOnly"], platformOnly: true },
   getPlatformUsage: { roles: ["admin", "ops", "readOnly"], platformOnly: true },
   listAudit: { roles: ["admin", "ops", "readOnly"], platformOnly: true },
 } as const satisfies Record<string, Rule>;

@@ -637,6 +637,24 @@ export const UsageReport = z
   .meta({ id: "UsageReport", description: "Usage summed from hourly records into UTC buckets" });
 export type UsageReport = z.infer<typeof UsageReport>;
 
+// ── Events ──────────────────────────────────────────────────────────────────────────────────────────────────────
+
+export const Event = z
+  .object({
+    id: z.string(),
+    cluster: z
+      .string()
+      .nullable()
+      .meta({ description: "Cluster name (null if the cluster was deleted since)" }),
+    tenant: z.string().nullable(),
+    at: Timestamp,
+    type: z.enum(["Normal", "Warning"]),
+    reason: z.string(),
+    message: z.string(),
+    object: z.record(z.string(), z.unknown()).nullable(),
+  })
+  .meta({ id: "Event" });
+
 // ── Kubeconfigs ─────────────────────────────────────────────────────────────────────────────────────────────────
 
 export const KubeconfigRequest = z

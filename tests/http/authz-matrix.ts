@@ -74,6 +74,8 @@ export const MATRIX: Record<string, Row> = {
   // U: authorized, then 422 — the seeded clusters have no capsule-proxy URL to point a kubeconfig at.
   issueTenantKubeconfig: row("UUN", "FFF", "UUN", "UNN", "FNN", "UNN"),
   issueProjectKubeconfig: row("UUN", "FFF", "UUN", "UNN", "FNN", "UNN"), // dev: readonly is tenant-wide, beyond its project
+  listTenantEvents: row("AAN", "AAN", "AAN", "ANN", "ANN", "ANN"),
+  listEvents: row("A--", "A--", "A--", "F--", "F--", "F--"),
   getPlatformUsage: row("A--", "A--", "A--", "F--", "F--", "F--"),
   getProjectUsage: row("AAN", "AAN", "AAN", "ANN", "ANN", "ANN"),
 
