@@ -7,6 +7,7 @@ import { ROLES, type Role } from "./shared/api/models.ts";
 import { ConfigError, MANAGER_ENV, parseManagerConfig, parseOperatorConfig } from "./shared/config.ts";
 import { isKubeNovaError } from "./shared/errors.ts";
 import { createLogger } from "./shared/logger.ts";
+import { setupTelemetry } from "./shared/telemetry-sdk.ts";
 import { mkdir } from "node:fs/promises";
 import { parseBrokerConfig } from "./broker/config.ts";
 import { runBroker } from "./broker/main.ts";
@@ -93,6 +94,7 @@ async function main(argv: string[]): Promise<void> {
   switch (command) {
     case "manager": {
       const logger = createLogger({ level: config.logLevel, base: { component: "manager" } });
+      setupTelemetry({ serviceName: "kubenova-manager", otlpEndpoint: config.otlpEndpoint });
       await startManager(config, logger, { handleSignals: true });
       return;
     }

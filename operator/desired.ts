@@ -42,11 +42,21 @@ export function configMapRevisionStore(kube: KubeClient, namespace: string): Rev
   };
 }
 
+/** The apply's trace rides on the object, so the reconciler's status report continues it (DESIGN.md §8). */
+export const TRACEPARENT_ANNOTATION = "kubenova.io/traceparent";
+
+const traceAnnotation = (change: DesiredChange): Record<string, string> =>
+  change.traceparent ? { [TRACEPARENT_ANNOTATION]: change.traceparent } : {};
+
 function tenantObject(change: DesiredChange): KubeObject {
   return {
     apiVersion: NOVA_API_VERSION,
     kind: "NovaTenant",
-    metadata: { name: change.key, labels: { [MANAGED_LABEL]: "kubenova", "kubenova.io/tenant": change.key } },
+    metadata: {
+      name: change.key,
+      labels: { [MANAGED_LABEL]: "kubenova", "kubenova.io/tenant": change.key },
+      annotations: traceAnnotation(change),
+    },
     spec: change.body ?? {},
   };
 }

@@ -63,9 +63,12 @@ export async function runOperator(config: OperatorEnv, logger: Logger): Promise<
   const metrics = createOperatorMetrics();
   const operatorIdentity = `system:serviceaccount:${config.POD_NAMESPACE}:${OPERATOR_NAME}`;
   let link: OperatorLink | null = null;
-  const report = (body: BodyOf<"status">) => {
+  const report = (body: BodyOf<"status">, traceparent?: string) => {
     metrics.event("status_report");
-    link?.report("status", body, { coalesceKey: `${body.objectKind}/${body.key}` });
+    link?.report("status", body, {
+      coalesceKey: `${body.objectKind}/${body.key}`,
+      ...(traceparent ? { traceparent } : {}),
+    });
   };
   const applier = createDesiredApplier({ kube, logger: log, report });
   const observe = (controller: string, seconds: number, outcome: ReconcileOutcome) =>

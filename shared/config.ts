@@ -183,6 +183,10 @@ export const MANAGER_ENV = {
     schema: z.string().min(1).optional(),
     doc: "With a standalone `kubenova broker`: the file the Manager records revoked cluster ids in (the broker watches it)",
   },
+  KUBENOVA_OTLP_ENDPOINT: {
+    schema: z.url().optional(),
+    doc: "OpenTelemetry OTLP/HTTP endpoint (e.g. http://collector:4318); unset: tracing off",
+  },
   KUBENOVA_OPERATOR_IMAGE: {
     schema: z.string().min(1).default("kubenova/kubenova:latest"),
     doc: "Container image the install manifests run the operator from",
@@ -245,6 +249,7 @@ export interface ManagerConfig {
   };
   operatorImage: string;
   brokerRevocationFile: string | null;
+  otlpEndpoint: string | null;
 }
 
 function pairedFiles(a: [string, string | undefined], b: [string, string | undefined]): void {
@@ -310,6 +315,7 @@ export function parseManagerConfig(env: Record<string, string | undefined>): Man
     },
     operatorImage: e.KUBENOVA_OPERATOR_IMAGE,
     brokerRevocationFile: e.KUBENOVA_BROKER_REVOCATION_FILE ?? null,
+    otlpEndpoint: e.KUBENOVA_OTLP_ENDPOINT ?? null,
   };
 }
 
@@ -354,6 +360,10 @@ export const OPERATOR_ENV = {
     doc: "Annotations for tenant LoadBalancer Services",
   },
   NOVA_CAPS_PROX_URL: { schema: z.string().optional(), doc: "capsule-proxy URL tenants reach" },
+  KUBENOVA_OTLP_ENDPOINT: {
+    schema: z.url().optional(),
+    doc: "OpenTelemetry OTLP/HTTP endpoint; unset: tracing off",
+  },
   NOVA_HEALTH_PORT: {
     schema: port.default(8081),
     doc: "Port of the operator's /healthz and /readyz (0 picks a free port)",

@@ -24,6 +24,8 @@ export const DesiredChange = z.object({
   key: z.string().min(1).max(512),
   op: z.enum(["upsert", "delete"]),
   body: z.record(z.string(), z.unknown()).nullable(),
+  /** The trace of the API call that made this change (W3C traceparent), continued by the operator's apply. */
+  traceparent: z.string().regex(TRACEPARENT).optional(),
 });
 export type DesiredChange = z.infer<typeof DesiredChange>;
 

@@ -5,6 +5,7 @@ import { routePath } from "hono/route";
 import { Role } from "../../shared/api/models.ts";
 import { KubeNovaError } from "../../shared/errors.ts";
 import { uuidv7 } from "../../shared/ids.ts";
+import { inSpan, SpanKind } from "../../shared/tracing.ts";
 import type { Logger } from "../../shared/logger.ts";
 import type { ManagerMetrics } from "../metrics.ts";
 import type { AppEnv, Principal, TokenVerifier } from "./context.ts";
@@ -20,7 +21,17 @@ export function requestContext(logger: Logger, metrics?: ManagerMetrics): Middle
     c.set("logger", log);
     c.header("X-Request-Id", requestId);
     const started = performance.now();
-    await next();
+    await inSpan(
+      `${c.req.method} ${c.req.path}`,
+      { kind: SpanKind.SERVER, attributes: { "http.request.method": c.req.method } },
+      async (span) => {
+        await next();
+        // Name by route template, never the raw path (tenant names are not span names).
+        span.updateName(`${c.req.method} ${routePath(c) || "unmatched"}`);
+        span.setAttribute("http.response.status_code", c.res.status);
+        span.setAttribute("kubenova.request_id", requestId);
+      },
+    );
     const principal = c.get("principal");
     // The route template, never the raw path: one series per route, not per tenant name.
     metrics?.observeRequest(

@@ -3,6 +3,7 @@
  * their log in the same transaction (DESIGN.md §3 — the database is the source of truth).
  */
 import { appKey, type DesiredApp, type DesiredTenant } from "../../shared/desired.ts";
+import { traceparentOf } from "../../shared/tracing.ts";
 import { desiredApp, desiredTenant, platformRules } from "../desired/compose.ts";
 import type { AppRow, PlanRow, PolicySetRow, StoreTx, TenantRow } from "../store/store.ts";
 import { listAll } from "./context.ts";
@@ -36,7 +37,9 @@ export async function syncTenant(
   for (const clusterName of deletes) {
     const clusterId = await clusterIdOf(tx, clusterName);
     if (clusterId)
-      await tx.changeLog.append(clusterId, [{ kind: "tenant", key: tenant.name, op: "delete", body: null }]);
+      await tx.changeLog.append(clusterId, [
+        { kind: "tenant", key: tenant.name, op: "delete", body: null, traceparent: traceparentOf() ?? null },
+      ]);
   }
   if (options.deleted) return;
   for (const clusterName of tenant.clusters) {
@@ -44,7 +47,9 @@ export async function syncTenant(
     const clusterId = await clusterIdOf(tx, clusterName);
     if (!clusterId) continue;
     const body = await tenantBody(tx, tenant, plan, clusterName);
-    await tx.changeLog.append(clusterId, [{ kind: "tenant", key: tenant.name, op: "upsert", body }]);
+    await tx.changeLog.append(clusterId, [
+      { kind: "tenant", key: tenant.name, op: "upsert", body, traceparent: traceparentOf() ?? null },
+    ]);
   }
 }
 
@@ -80,13 +85,17 @@ export async function syncApp(tx: StoreTx, app: AppRow, options: { deleted?: boo
   const key = appKey(app.tenant, app.project, app.name);
   if (options.deleted) {
     if (app.deployedRevision !== null) {
-      await tx.changeLog.append(clusterId, [{ kind: "app", key, op: "delete", body: null }]);
+      await tx.changeLog.append(clusterId, [
+        { kind: "app", key, op: "delete", body: null, traceparent: traceparentOf() ?? null },
+      ]);
     }
     return;
   }
   const body = await appBody(tx, app);
   if (!body) return;
-  await tx.changeLog.append(clusterId, [{ kind: "app", key, op: "upsert", body }]);
+  await tx.changeLog.append(clusterId, [
+    { kind: "app", key, op: "upsert", body, traceparent: traceparentOf() ?? null },
+  ]);
 }
 
 /** Re-sends every deployed app of a tenant (optionally one project): platform rules changed under them. */

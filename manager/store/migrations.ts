@@ -292,6 +292,11 @@ function usageQuarantineSchema(dialect: Dialect): string[] {
   ];
 }
 
+/** Version 4: the change log keeps the traceparent of the request that made a change (DESIGN.md §8). Frozen. */
+function changeTraceSchema(dialect: Dialect): string[] {
+  return [`ALTER TABLE change_log ADD COLUMN traceparent ${TYPES[dialect].text}`];
+}
+
 /** Every migration, in version order. */
 export const MIGRATIONS: readonly Migration[] = [
   {
@@ -311,6 +316,12 @@ export const MIGRATIONS: readonly Migration[] = [
     name: "usage quarantine",
     sqlite: usageQuarantineSchema("sqlite"),
     postgres: usageQuarantineSchema("postgres"),
+  },
+  {
+    version: 4,
+    name: "change-log traceparent",
+    sqlite: changeTraceSchema("sqlite"),
+    postgres: changeTraceSchema("postgres"),
   },
 ];
 

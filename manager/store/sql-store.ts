@@ -552,6 +552,7 @@ const CHANGE_COLUMNS: readonly Column[] = [
   col("op", "op", "text"),
   col("body", "body", "json"),
   col("createdAt", "created_at", "ts"),
+  col("traceparent", "traceparent", "text"),
 ];
 
 const STATUS_COLUMNS: readonly Column[] = [
@@ -638,6 +639,7 @@ function changeLogRepo(driver: SqlDriver): ChangeLogRepo {
           op: change.op,
           body: change.body,
           createdAt,
+          traceparent: change.traceparent ?? null,
         }));
         for (let start = 0; start < rows.length; start += INSERT_CHUNK_ROWS) {
           const chunk = rows.slice(start, start + INSERT_CHUNK_ROWS);

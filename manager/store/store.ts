@@ -192,12 +192,15 @@ export interface ChangeInput {
   op: ChangeOp;
   /** The full desired object (level-triggered, DESIGN.md §3); null for deletes. */
   body: Record<string, unknown> | null;
+  /** W3C traceparent of the request that made the change, so its trace continues in the cluster. */
+  traceparent?: string | null;
 }
 
 export interface ChangeRow extends ChangeInput {
   clusterId: string;
   revision: number;
   createdAt: string;
+  traceparent: string | null;
 }
 
 export interface StatusMirrorRow {

@@ -54,6 +54,7 @@ const toWire = (row: ChangeRow): DesiredChange => ({
   key: row.key,
   op: row.op,
   body: row.body,
+  ...(row.traceparent ? { traceparent: row.traceparent } : {}),
 });
 
 export function createDesiredDispatcher(options: DispatcherOptions): DesiredDispatcher {

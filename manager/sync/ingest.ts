@@ -14,6 +14,7 @@ import {
   type RejectReason,
 } from "../../shared/messages.ts";
 import { uuidv7 } from "../../shared/ids.ts";
+import { markSpan } from "../../shared/tracing.ts";
 import { managerSubscription, OPERATOR_TO_MANAGER, parseTopic, topicFor } from "../../shared/topics.ts";
 import type { Bus, Unsubscribe } from "../bus/bus.ts";
 import type { Store, StoreTx } from "../store/store.ts";
@@ -237,6 +238,8 @@ export function createIngest(options: IngestOptions): Ingest {
       if (outcome === "quarantined") stats.quarantined++;
       if (outcome === "adjustment") stats.adjustments++;
       if (envelope.kind === "reply") options.commands.resolve(envelope.clusterId, envelope.body);
+      // The report's trace ends here, at its durable commit (DESIGN.md §8).
+      markSpan(`commit ${envelope.kind}`, envelope.traceparent, { "kubenova.cluster": envelope.clusterId });
       const list = acks.get(envelope.clusterId) ?? [];
       list.push(envelope.id);
       acks.set(envelope.clusterId, list);

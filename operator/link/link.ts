@@ -6,6 +6,7 @@
  */
 import mqtt, { type MqttClient } from "mqtt";
 import { uuidv7 } from "../../shared/ids.ts";
+import { inSpan, traceparentOf } from "../../shared/tracing.ts";
 import type { Logger } from "../../shared/logger.ts";
 import {
   type AnyEnvelope,
@@ -203,7 +204,19 @@ export function createOperatorLink(options: OperatorLinkOptions): OperatorLink {
         return;
       }
       try {
-        await options.applier.apply(change);
+        // The apply continues the trace of the API call that made the change (DESIGN.md §8).
+        await inSpan(
+          `apply ${change.kind}`,
+          {
+            parent: change.traceparent,
+            attributes: { "kubenova.revision": change.revision, "kubenova.key": change.key },
+          },
+          (span) =>
+            options.applier.apply({
+              ...change,
+              ...(traceparentOf(span) ? { traceparent: traceparentOf(span)! } : {}),
+            }),
+        );
       } catch (error) {
         log.warn("applying a desired change failed", {
           revision: change.revision,

@@ -79,7 +79,8 @@ export interface AppReconcileDeps {
   kube: KubeClient;
   logger: Logger;
   /** Sends a status report upward (the operator's outbox). */
-  report: (status: StatusBody) => void;
+  /** `traceparent`: the trace of the change this status answers (the Application's annotation), if any. */
+  report: (status: StatusBody, traceparent?: string) => void;
   memory: AppMemory;
   /**
    * Whoever notices edits to managed objects decides `Drifted` (DESIGN.md §6); a string is the reason.
@@ -182,7 +183,7 @@ export async function reconcileApp(
     const json = JSON.stringify(body);
     if (deps.memory.reports.get(refKey)?.report === json) return;
     deps.memory.reports.set(refKey, { key, report: json });
-    deps.report(body);
+    deps.report(body, app?.metadata.annotations?.["kubenova.io/traceparent"]);
   };
   const base = (object: KubeObject) => {
     const revision = revisionOf(object.metadata.annotations?.[PUBLISH_VERSION]);

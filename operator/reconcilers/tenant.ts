@@ -38,7 +38,8 @@ export interface TenantReconcilerDeps {
    */
   operatorIdentity: string;
   /** Sends a status report upward; called only when phase, generation or message changed. */
-  report(status: StatusBody): void;
+  /** `traceparent`: the trace of the change this status answers (the object's annotation), if any. */
+  report(status: StatusBody, traceparent?: string): void;
 }
 
 type Phase = StatusBody["phase"];
@@ -94,6 +95,7 @@ function statusWriter(
   initial: NovaStatus,
   namespaces: string[],
   deps: TenantReconcilerDeps,
+  traceparent?: string,
 ) {
   let current = initial;
   const readyOf = (s: NovaStatus) => s.conditions?.find((c) => c.type === "Ready");
@@ -133,14 +135,17 @@ function statusWriter(
         previousReady?.message !== conditionMessage;
       current = next;
       if (changed) {
-        deps.report({
-          objectKind: "tenant",
-          key: name,
-          observedGeneration: generation,
-          phase,
-          ...(message !== undefined ? { message: message.slice(0, 4000) } : {}),
-          ...(detail ? { detail } : {}),
-        });
+        deps.report(
+          {
+            objectKind: "tenant",
+            key: name,
+            observedGeneration: generation,
+            phase,
+            ...(message !== undefined ? { message: message.slice(0, 4000) } : {}),
+            ...(detail ? { detail } : {}),
+          },
+          traceparent,
+        );
       }
     },
   };
@@ -166,6 +171,7 @@ export async function reconcileTenant(name: string, deps: TenantReconcilerDeps):
     previous,
     namespaces.map((ns) => ns.name),
     deps,
+    nova.metadata.annotations?.["kubenova.io/traceparent"],
   );
 
   try {

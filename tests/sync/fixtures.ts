@@ -123,7 +123,7 @@ export async function createSyncWorld(
         hello: async () => ({
           operatorVersion: "test",
           kubernetesVersion: "v1.31.0",
-          capabilities: { "core.oam.dev": ["v1beta1"] },
+          capabilities: { "core.oam.dev": ["v1beta1"], "capsule.clastix.io": ["v1beta2"] },
         }),
         logger,
         heartbeatIntervalMs: operatorOptions.heartbeatIntervalMs ?? 200,
