@@ -100,6 +100,9 @@ function appRef(key: string) {
   return { tenant: tenant ?? "", project: project ?? "", name: name ?? "" };
 }
 
+/** How long an app waits for its project's namespace, which the tenant reconciler is creating meanwhile. */
+const NAMESPACE_WAIT_MS = 5_000;
+
 export interface DesiredApplierStats {
   applied: number;
   /** Revisions handed to the applier more than once (should stay 0: the link skips what it applied). */
@@ -115,6 +118,31 @@ export function createDesiredApplier(options: {
   const log = options.logger.child({ component: "desired" });
   const seen = new Set<number>();
   const stats: DesiredApplierStats = { applied: 0, repeatedRevisions: 0, refused: 0 };
+
+  /**
+   * Apps arrive in revision order after their tenant, but the tenant reconciler creates the project namespace
+   * asynchronously: a missing namespace is waited for briefly and then reported as retryable, never as a refusal.
+   */
+  async function applyInNamespace(object: KubeObject): Promise<KubeObject> {
+    const namespace = object.metadata.namespace;
+    const deadline = Date.now() + NAMESPACE_WAIT_MS;
+    for (;;) {
+      try {
+        return await options.kube.apply(object);
+      } catch (error) {
+        const missingNamespace =
+          error instanceof KubeApiError && error.status === 404 && namespace !== undefined;
+        if (!missingNamespace) throw error;
+        if (Date.now() >= deadline) {
+          throw new KubeApiError(
+            503,
+            `namespace ${namespace} is not there yet (its tenant is still being set up)`,
+          );
+        }
+        await Bun.sleep(200);
+      }
+    }
+  }
 
   async function write(change: DesiredChange): Promise<KubeObject | null> {
     switch (change.kind) {
@@ -143,7 +171,7 @@ export function createDesiredApplier(options: {
               "kubenova.io/rolled-back-to": requested,
             };
           }
-          return options.kube.apply(object);
+          return applyInNamespace(object);
         }
         // Delete whatever carries the app's labels (its namespace is not in the key).
         const ref = appRef(change.key);
