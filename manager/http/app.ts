@@ -18,6 +18,7 @@ import { registerHealthRoutes } from "./routes/health.ts";
 import { registerIdentityRoutes } from "./routes/identity.ts";
 import { registerKubeconfigRoutes } from "./routes/kubeconfigs.ts";
 import { registerTenantRoutes } from "./routes/tenants.ts";
+import { registerUiRoutes } from "./routes/ui.ts";
 import { registerUsageRoutes } from "./routes/usage.ts";
 
 export const API_PREFIX = "/api/v1";
@@ -38,6 +39,7 @@ export function createApp(services: AppServices): ManagerApp {
 
   registerHealthRoutes(app, services);
   registerDocsRoutes(app, services);
+  registerUiRoutes(app);
 
   app.use(`${API_PREFIX}/*`, limitBody(services.options.bodyLimitBytes));
   app.use(`${API_PREFIX}/*`, requireJson());

@@ -58,13 +58,27 @@ function table(caption, headers, rows) {
     "table",
     {},
     h("caption", {}, caption),
-    h("thead", {}, h("tr", {}, headers.map((x) => h("th", { scope: "col" }, x)))),
+    h(
+      "thead",
+      {},
+      h(
+        "tr",
+        {},
+        headers.map((x) => h("th", { scope: "col" }, x)),
+      ),
+    ),
     h(
       "tbody",
       {},
       rows.length === 0
         ? h("tr", {}, h("td", { colspan: headers.length, class: "empty" }, "None"))
-        : rows.map((cells) => h("tr", {}, cells.map((c) => h("td", {}, c)))),
+        : rows.map((cells) =>
+            h(
+              "tr",
+              {},
+              cells.map((c) => h("td", {}, c)),
+            ),
+          ),
     ),
   );
 }
@@ -76,7 +90,9 @@ function keyValues(obj) {
   return h(
     "ul",
     { class: "kv" },
-    entries.map(([k, v]) => h("li", {}, h("span", { class: "k" }, k), " ", Array.isArray(v) ? v.join(", ") : String(v))),
+    entries.map(([k, v]) =>
+      h("li", {}, h("span", { class: "k" }, k), " ", Array.isArray(v) ? v.join(", ") : String(v)),
+    ),
   );
 }
 
@@ -104,7 +120,11 @@ function renderSignIn(message) {
     message ? h("p", { class: "error", role: "alert" }, message) : null,
     h("label", { for: "token" }, "API token"),
     input,
-    h("p", { id: "token-help", class: "muted" }, "A KubeNova access token (kubenova token, or POST /api/v1/tokens)."),
+    h(
+      "p",
+      { id: "token-help", class: "muted" },
+      "A KubeNova access token (kubenova token, or POST /api/v1/tokens).",
+    ),
     h("button", { type: "submit" }, "Sign in"),
   );
   form.addEventListener("submit", (event) => {
@@ -150,7 +170,11 @@ function renderChrome() {
         h(
           "li",
           {},
-          h("a", { href, "aria-current": href === `#/${current}` ? "page" : null }, /** @type {string} */ (label)),
+          h(
+            "a",
+            { href, "aria-current": href === `#/${current}` ? "page" : null },
+            /** @type {string} */ (label),
+          ),
         ),
       ),
     ),
@@ -158,7 +182,13 @@ function renderChrome() {
   const scope = [me.tenant, me.project].filter(Boolean).join("/");
   replace(
     who,
-    h("span", { class: "identity" }, "Signed in as ", h("strong", {}, me.subject), ` (${me.role}${scope ? ` in ${scope}` : ""})`),
+    h(
+      "span",
+      { class: "identity" },
+      "Signed in as ",
+      h("strong", {}, me.subject),
+      ` (${me.role}${scope ? ` in ${scope}` : ""})`,
+    ),
     h("button", { type: "button", class: "secondary", onclick: signOut }, "Sign out"),
   );
 }
@@ -200,7 +230,12 @@ async function viewClusters() {
       page.items.map((/** @type {any} */ c) => [
         h("strong", {}, c.displayName ?? c.name),
         c.datacenter,
-        h("span", {}, badge(c.status), c.statusReason ? h("span", { class: "muted" }, ` ${c.statusReason}`) : null),
+        h(
+          "span",
+          {},
+          badge(c.status),
+          c.statusReason ? h("span", { class: "muted" }, ` ${c.statusReason}`) : null,
+        ),
         ago(c.lastSeenAt),
         keyValues(c.versions),
         keyValues(c.capabilities),
@@ -233,11 +268,25 @@ async function createTenantForm() {
     api("GET", "/plans?limit=200"),
   ]);
   const status = h("div", { class: "form-status", "aria-live": "polite" });
-  const name = h("input", { id: "tenant-name", name: "name", required: true, pattern: "[a-z0-9]([-a-z0-9]*[a-z0-9])?", maxlength: 30 });
+  const name = h("input", {
+    id: "tenant-name",
+    name: "name",
+    required: true,
+    pattern: "[a-z0-9]([a-z0-9\\-]*[a-z0-9])?",
+    maxlength: 30,
+  });
   const clusterSelect = h(
     "select",
-    { id: "tenant-clusters", name: "clusters", multiple: true, required: true, size: Math.min(5, Math.max(2, clusters.items.length)) },
-    clusters.items.map((/** @type {any} */ c) => h("option", { value: c.name }, `${c.name} (${c.datacenter})`)),
+    {
+      id: "tenant-clusters",
+      name: "clusters",
+      multiple: true,
+      required: true,
+      size: Math.min(5, Math.max(2, clusters.items.length)),
+    },
+    clusters.items.map((/** @type {any} */ c) =>
+      h("option", { value: c.name }, `${c.name} (${c.datacenter})`),
+    ),
   );
   const plan = h(
     "select",
@@ -245,7 +294,11 @@ async function createTenantForm() {
     h("option", { value: "" }, "No plan"),
     plans.items.map((/** @type {any} */ p) => h("option", { value: p.name }, p.name)),
   );
-  const owners = h("input", { id: "tenant-owners", name: "owners", placeholder: "alice@example.com, bob@example.com" });
+  const owners = h("input", {
+    id: "tenant-owners",
+    name: "owners",
+    placeholder: "alice@example.com, bob@example.com",
+  });
   const submit = h("button", { type: "submit" }, "Create tenant");
   const form = h(
     "form",
@@ -254,7 +307,12 @@ async function createTenantForm() {
     h("div", { class: "field" }, h("label", { for: "tenant-name" }, "Tenant name"), name),
     h("div", { class: "field" }, h("label", { for: "tenant-clusters" }, "Clusters"), clusterSelect),
     h("div", { class: "field" }, h("label", { for: "tenant-plan" }, "Plan"), plan),
-    h("div", { class: "field" }, h("label", { for: "tenant-owners" }, "Owners (comma-separated, optional)"), owners),
+    h(
+      "div",
+      { class: "field" },
+      h("label", { for: "tenant-owners" }, "Owners (comma-separated, optional)"),
+      owners,
+    ),
     submit,
     status,
   );
@@ -266,7 +324,10 @@ async function createTenantForm() {
     });
     const planName = /** @type {HTMLSelectElement} */ (plan).value;
     if (planName) body.plan = planName;
-    const ownerList = /** @type {HTMLInputElement} */ (owners).value.split(",").map((o) => o.trim()).filter(Boolean);
+    const ownerList = /** @type {HTMLInputElement} */ (owners).value
+      .split(",")
+      .map((o) => o.trim())
+      .filter(Boolean);
     if (ownerList.length > 0) body.owners = ownerList;
     submit.setAttribute("disabled", "");
     void api("POST", "/tenants", body)
@@ -327,7 +388,11 @@ async function viewTenant(tenant) {
               h(
                 "li",
                 {},
-                h("a", { href: `#/tenants/${seg(tenant)}/projects/${seg(p.name)}/apps/${seg(a.name)}` }, a.name),
+                h(
+                  "a",
+                  { href: `#/tenants/${seg(tenant)}/projects/${seg(p.name)}/apps/${seg(a.name)}` },
+                  a.name,
+                ),
                 ` r${a.revision}`,
                 a.suspended ? [" ", badge("suspended")] : null,
               ),
@@ -337,7 +402,10 @@ async function viewTenant(tenant) {
       ),
     ),
     can.seeTenantUsage() ? section("Usage", usageControls(tenant, usage), usage) : null,
-    section("Recent events", await eventsTable(`/tenants/${seg(tenant)}/events?limit=20`, `Recent events of ${tenant}`)),
+    section(
+      "Recent events",
+      await eventsTable(`/tenants/${seg(tenant)}/events?limit=20`, `Recent events of ${tenant}`),
+    ),
   );
   show(`Tenant ${tenant}`, content);
 }
@@ -356,7 +424,12 @@ function usageControls(tenant, target) {
     h("option", { value: "day" }, "Day"),
     h("option", { value: "hour" }, "Hour"),
   );
-  const from = h("input", { id: "usage-from", type: "date", value: isoDay(new Date(today.getTime() - 6 * DAY_MS)), required: true });
+  const from = h("input", {
+    id: "usage-from",
+    type: "date",
+    value: isoDay(new Date(today.getTime() - 6 * DAY_MS)),
+    required: true,
+  });
   const to = h("input", { id: "usage-to", type: "date", value: isoDay(today), required: true });
   const form = h(
     "form",
@@ -417,10 +490,15 @@ async function viewEvents() {
 async function viewApp(tenant, project, name) {
   const base = `/tenants/${seg(tenant)}/projects/${seg(project)}/apps/${seg(name)}`;
   const seq = renderSeq;
-  const statusBox = h("div", { id: "app-status", class: "card", "aria-live": "polite", "aria-atomic": "true" });
+  const statusBox = h("div", {
+    id: "app-status",
+    class: "card",
+    "aria-live": "polite",
+    "aria-atomic": "true",
+  });
   const infoBox = h("div", {});
   const revisionsBox = h("div", {});
-  const actionStatus = h("div", { class: "form-status", "aria-live": "polite" });
+  const actionStatus = h("div", { class: "form-status", "aria-live": "polite", tabindex: "-1" });
 
   const renderStatus = (/** @type {any} */ status) => {
     const detail = status.report?.detail ?? {};
@@ -445,7 +523,13 @@ async function viewApp(tenant, project, name) {
                 "ul",
                 { class: "inline" },
                 services.map((/** @type {any} */ sv) =>
-                  h("li", {}, `${sv.name} `, badge(sv.healthy ? "healthy" : "unhealthy"), sv.message ? ` ${sv.message}` : ""),
+                  h(
+                    "li",
+                    {},
+                    `${sv.name} `,
+                    badge(sv.healthy ? "healthy" : "unhealthy"),
+                    sv.message ? ` ${sv.message}` : "",
+                  ),
                 ),
               ),
         ),
@@ -464,7 +548,8 @@ async function viewApp(tenant, project, name) {
       const status = await api("GET", `${base}/status`);
       if (seq === renderSeq) renderStatus(status);
     } catch (error) {
-      if (seq === renderSeq && !(error instanceof ApiError && error.status === 401)) replace(statusBox, errorBox(error));
+      if (seq === renderSeq && !(error instanceof ApiError && error.status === 401))
+        replace(statusBox, errorBox(error));
     }
   };
 
@@ -479,6 +564,8 @@ async function viewApp(tenant, project, name) {
     } catch (error) {
       replace(actionStatus, errorBox(error));
     }
+    // The pressed button may be gone (the table is redrawn): keep keyboard users next to the outcome.
+    actionStatus.focus();
   };
 
   const refreshAll = async () => {
@@ -510,7 +597,11 @@ async function viewApp(tenant, project, name) {
                   "button",
                   {
                     type: "button",
-                    onclick: () => void act("Resuming", async () => (await api("POST", `${base}/resume`), "Workflow resumed.")),
+                    onclick: () =>
+                      void act("Resuming", async () => {
+                        await api("POST", `${base}/resume`);
+                        return "Workflow resumed.";
+                      }),
                   },
                   "Resume",
                 )
@@ -520,7 +611,10 @@ async function viewApp(tenant, project, name) {
                     type: "button",
                     class: "secondary",
                     onclick: () =>
-                      void act("Suspending", async () => (await api("POST", `${base}/suspend`), "Workflow suspended.")),
+                      void act("Suspending", async () => {
+                        await api("POST", `${base}/suspend`);
+                        return "Workflow suspended.";
+                      }),
                   },
                   "Suspend",
                 ),
@@ -533,7 +627,12 @@ async function viewApp(tenant, project, name) {
         `Revisions of ${name}, newest first`,
         ["Revision", "Created", "By", "Note", ...(operate ? ["Action"] : [])],
         revisions.items.map((/** @type {any} */ r) => [
-          h("span", {}, `r${r.revision}`, r.revision === app.deployedRevision ? [" ", badge("deployed")] : null),
+          h(
+            "span",
+            {},
+            `r${r.revision}`,
+            r.revision === app.deployedRevision ? [" ", badge("deployed")] : null,
+          ),
           formatTime(r.createdAt),
           r.createdBy,
           r.note ?? "—",
@@ -594,7 +693,11 @@ async function route() {
       return viewApp(tenant, project, app);
     if (first === "tenants" && tenant) return viewTenant(tenant);
     if (first === "tenants") return viewTenants();
-    location.hash = can.seePlatform() ? "#/clusters" : me?.tenant ? `#/tenants/${seg(me.tenant)}` : "#/tenants";
+    location.hash = can.seePlatform()
+      ? "#/clusters"
+      : me?.tenant
+        ? `#/tenants/${seg(me.tenant)}`
+        : "#/tenants";
   });
   const title = document.getElementById("page-title");
   if (title && document.activeElement === document.body) title.focus();

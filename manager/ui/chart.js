@@ -155,8 +155,9 @@ export const USAGE_METRICS = /** @type {Metric[]} */ ([
  */
 export function usageFigure(report) {
   const { buckets, granularity, totals } = report;
-  const summary = `Total from ${report.from.slice(0, 10)} to ${report.to.slice(0, 10)}: ${USAGE_METRICS.map(
-    (m) => `${formatNumber(totals[m.key] ?? 0)} ${m.unit} ${m.key === "pods" ? "" : "of CPU"}`.trim(),
+  const lastDay = new Date(Date.parse(report.to) - 1).toISOString().slice(0, 10);
+  const summary = `Total from ${report.from.slice(0, 10)} to ${lastDay}: ${USAGE_METRICS.map((m) =>
+    `${formatNumber(totals[m.key] ?? 0)} ${m.unit} ${m.key === "pods" ? "" : "of CPU"}`.trim(),
   ).join(", ")} in ${buckets.length} ${granularity} buckets.`;
   if (buckets.length === 0) {
     return h(
