@@ -288,7 +288,14 @@ if (!existsSync(CHROMIUM)) {
         await page.reload();
         await phase.filter({ hasText: "Deployed" }).waitFor();
         const focused = () => page.evaluate(() => document.activeElement?.textContent ?? "");
-        expect(await focused()).toBe("App acme/web/site");
+        // Focus moves to the heading once the page has loaded its data; on a busy machine that takes a moment.
+        await page.waitForFunction(
+          () => document.activeElement?.textContent === "App acme/web/site",
+          undefined,
+          {
+            timeout: 10_000,
+          },
+        );
         for (let i = 0; i < 30 && (await focused()) !== "Suspend"; i++) await page.keyboard.press("Tab");
         expect(await focused()).toBe("Suspend");
         await page.keyboard.press("Enter");
