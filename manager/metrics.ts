@@ -112,6 +112,7 @@ export function createManagerMetrics(options: { defaultMetrics?: boolean } = {})
     labelNames: ["kind"],
     registers: [registry],
   });
+  const feedAdapterErrors = totalsCounter(adapterErrors);
   const feedIngest = totalsCounter(ingestTotal);
   const feedAcks = totalsCounter(acks);
   const feedCommitFailures = totalsCounter(commitFailures);
@@ -159,6 +160,8 @@ export function createManagerMetrics(options: { defaultMetrics?: boolean } = {})
         feedIngest({ outcome: `rejected_${reason}` }, n);
       feedAcks({}, ingest.acked);
       feedCommitFailures({}, ingest.commitFailures);
+      // A batch that could not commit is the store failing under the channel.
+      feedAdapterErrors({ adapter: "store" }, ingest.commitFailures);
     }
     const dispatcher = sources.dispatcher?.();
     if (dispatcher) for (const [kind, n] of Object.entries(dispatcher)) feedDispatched({ kind }, n);

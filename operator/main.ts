@@ -23,7 +23,7 @@ import { reconcileTenant } from "./reconcilers/tenant.ts";
 import { createUsageCollector } from "./usage.ts";
 import { startWatches } from "./watches.ts";
 import { loadOrEnroll, type OperatorIdentity, scheduleRenewal } from "./identity.ts";
-import { createKubeClient } from "./kube/client-node.ts";
+import { createKubeClient, KubeApiError } from "./kube/client-node.ts";
 import { createOperatorLink, type OperatorLink } from "./link/link.ts";
 import { openOutbox } from "./link/outbox.ts";
 
@@ -73,22 +73,31 @@ export async function runOperator(config: OperatorEnv, logger: Logger): Promise<
   const applier = createDesiredApplier({ kube, logger: log, report });
   const observe = (controller: string, seconds: number, outcome: ReconcileOutcome) =>
     metrics.observeReconcile(controller, seconds, outcome);
+  // Failures talking to the cluster's API server count as adapter errors, whatever controller met them.
+  const onError = (_key: string, error: unknown) => {
+    if (error instanceof KubeApiError || (error as { cause?: unknown })?.cause instanceof KubeApiError) {
+      metrics.adapterError("kubernetes");
+    }
+  };
   const tenants = createController({
     name: "tenant",
     logger: log,
     observe,
+    onError,
     reconcile: (name) => reconcileTenant(name, { kube, logger: log, operatorIdentity, report }),
   });
   const apps = createController({
     name: "app",
     logger: log,
     observe,
+    onError,
     reconcile: createAppReconciler({ kube, logger: log, report }),
   });
   const addons = createController({
     name: "addons",
     logger: log,
     observe,
+    onError,
     reconcile: (name) =>
       reconcileAddons(name, {
         kube,

@@ -8,6 +8,7 @@ test("/metrics exposes request counts per route template and component totals as
   const metrics = createManagerMetrics({ defaultMetrics: false });
   m.services.metrics = metrics;
   let committed = 5;
+  let commitFailures = 0;
   metrics.setSources({
     presence: () => ({ connected: 2, stale: 1, offline: 0, certificate_expired: 0 }),
     ingest: () => ({
@@ -17,7 +18,7 @@ test("/metrics exposes request counts per route template and component totals as
       quarantined: 0,
       adjustments: 0,
       acked: committed + 1,
-      commitFailures: 0,
+      commitFailures,
       rejected: { invalid: 2 },
     }),
   });
@@ -38,9 +39,11 @@ test("/metrics exposes request counts per route template and component totals as
     expect(first).toContain('kubenova_ingest_reports_total{outcome="rejected_invalid"} 2');
     expect(first).toContain("kubenova_http_request_duration_seconds_bucket");
     committed = 9;
+    commitFailures = 2;
     const second = await (await app.request("/metrics")).text();
     expect(second).toContain('kubenova_ingest_reports_total{outcome="committed"} 9');
     expect(second).toContain("kubenova_acks_total 10");
+    expect(second).toContain('kubenova_adapter_errors_total{adapter="store"} 2');
   } finally {
     await m.close();
   }
