@@ -133,6 +133,8 @@ export async function startManagerProcess(
 
 export interface OperatorProcess {
   clusterId: string;
+  /** /healthz, /readyz, /stats and /metrics of the operator. */
+  healthUrl: string;
   kube: KubeApiServer;
   start(): Promise<void>;
   kill(signal?: "SIGKILL" | "SIGTERM" | "SIGSTOP" | "SIGCONT"): Promise<void>;
@@ -175,6 +177,7 @@ export async function createOperatorProcess(options: {
   const healthUrl = `http://127.0.0.1:${healthPort}`;
   return {
     clusterId: options.clusterId,
+    healthUrl,
     kube,
     async start() {
       current = spawn(["operator"], env);

@@ -154,6 +154,10 @@ test("tenant, project, app, status, suspend, rollback and kubeconfigs end to end
     const stats = await operator.stats();
     return stats.controllers.tenant.reconciles > 0;
   });
+  const metrics = await (await fetch(`${operator.healthUrl}/metrics`)).text();
+  expect(metrics).toMatch(/kubenova_reconcile_seconds_count\{controller="tenant",outcome="success"\} \d+/);
+  expect(metrics).toContain("kubenova_manager_connected 1");
+  expect(metrics).toMatch(/kubenova_events_total\{kind="status_report"\} \d+/);
   expect((await manager.api("DELETE", "/api/v1/tenants/acme")).status).toBe(204);
   await waitUntil(
     "the cluster cleaned up",
