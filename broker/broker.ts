@@ -426,21 +426,31 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
     log.info("client connected", { cluster: describe(session.identity) });
     if (session.identity.kind === "operator") emit("connected", session.identity.clusterId);
   });
-  aedes.on("clientDisconnect", (client) => {
+  /**
+   * The end of a session, reported once. Aedes does not always reach `clientDisconnect` after a socket error
+   * (a reset connection), so errors end the session here too — unless another connection has taken the
+   * identity over meanwhile, in which case the cluster is still connected.
+   */
+  const ended = new WeakSet<Client>();
+  function endSession(client: Client, fallback: DisconnectReason): void {
     const session = sessions.get(client);
-    if (!session) return;
+    if (!session || ended.has(client)) return;
+    const current = (aedes as unknown as { clients: Record<string, Client | undefined> }).clients[client.id];
+    if (current && current !== client) return;
+    ended.add(client);
     const reason: DisconnectReason =
       session.closeReason ??
       (closing
         ? "broker-closing"
         : (client as Client & { _disconnected?: boolean })._disconnected
           ? "client-disconnect"
-          : "connection-lost");
+          : fallback);
     metrics.connections.active = Math.max(0, metrics.connections.active - 1);
     metrics.connections.disconnected[reason]++;
     log.info("client disconnected", { cluster: describe(session.identity), reason });
     if (session.identity.kind === "operator") emit("disconnected", session.identity.clusterId, reason);
-  });
+  }
+  aedes.on("clientDisconnect", (client) => endSession(client, "connection-lost"));
   aedes.on("keepaliveTimeout", (client) => {
     const session = sessions.get(client);
     if (session) session.closeReason ??= "keepalive-timeout";
@@ -449,8 +459,11 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
   aedes.on("clientError", (client, error) => {
     metrics.clientErrors++;
     const session = sessions.get(client);
-    if (session) session.closeReason ??= "protocol-error";
+    // A reset or broken socket is a lost connection; anything else the client sent us is a protocol error.
+    const lost = /ECONNRESET|EPIPE|ETIMEDOUT|socket hang up|closed/i.test(error.message);
+    if (session) session.closeReason ??= lost ? "connection-lost" : "protocol-error";
     log.warn("client error", { client_id: client.id, error: error.message });
+    endSession(client, "connection-lost");
   });
   aedes.on("connectionError", (client, error) => {
     metrics.clientErrors++;

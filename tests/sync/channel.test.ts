@@ -376,4 +376,54 @@ describe("sync channel", () => {
       await world.close();
     }
   });
+
+  test("a connection reset (no FIN, no last-will delay) is offline at once", async () => {
+    const world = await createSyncWorld();
+    const { startLossyProxy } = await import("../e2e/lossy-proxy.ts");
+    const proxy = await startLossyProxy({
+      targetPort: world.broker.port,
+      delayMs: () => 0,
+      stallChance: 0,
+      stallMs: 0,
+    });
+    try {
+      const cluster = await world.addCluster("dc1");
+      const identity = await world.pki.identity(cluster.id);
+      const mqtt = (await import("mqtt")).default;
+      const client = mqtt.connect(`mqtts://127.0.0.1:${proxy.port}`, {
+        clientId: cluster.id,
+        ca: world.pki.ca.certificatePem,
+        cert: identity.certificatePem,
+        key: identity.privateKeyPem,
+        protocolVersion: 4,
+        reconnectPeriod: 0,
+        clean: false, // like an operator: a persistent session with subscriptions to tear down
+      });
+      client.on("error", () => undefined);
+      await new Promise((resolve) => client.once("connect", resolve));
+      await new Promise((resolve) =>
+        client.subscribe(`kubenova/v1/clusters/${cluster.id}/desired`, { qos: 1 }, resolve),
+      );
+      const hello = makeEnvelope({
+        id: uuidv7(),
+        kind: "hello",
+        clusterId: cluster.id,
+        body: { operatorVersion: "x", lastAppliedRevision: 0, kubernetesVersion: null, capabilities: {} },
+      });
+      client.publish(`kubenova/v1/clusters/${cluster.id}/hello`, JSON.stringify(hello), { qos: 1 });
+      await waitFor("connected", () => world.channel.presence.stateOf(cluster.id) === "connected");
+      proxy.reset();
+      await waitFor(
+        "offline after the reset",
+        () => world.channel.presence.stateOf(cluster.id) === "offline",
+        3000,
+      );
+      expect(world.broker.metrics.connections.active).toBe(0);
+      client.end(true);
+    } finally {
+      proxy.heal();
+      await proxy.close();
+      await world.close();
+    }
+  });
 });
