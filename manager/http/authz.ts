@@ -28,6 +28,7 @@ export const ACCESS = {
   getCluster: { roles: ["admin", "ops", "readOnly"], platformOnly: true },
   updateCluster: { roles: ["admin", "ops"] },
   deleteCluster: { roles: ["admin", "ops"] },
+  collectClusterUsage: { roles: ["admin", "ops"] },
   mintBootstrapToken: { roles: ["admin", "ops"], platformOnly: true },
   revokeCluster: { roles: ["admin", "ops"], platformOnly: true },
   installOperator: { roles: ["admin", "ops"], platformOnly: true },

@@ -4,7 +4,8 @@
  *
  * Principals: admin, ops, readOnly (global), owner = tenantOwner of acme, dev = projectDev of acme/web,
  * viewer = readOnly scoped to acme. Each cell is three outcomes for the targets own / foreign / missing:
- *   A = allowed (2xx), F = 403 forbidden, N = 404 not found, U = authorized but 422 (content), - = not applicable.
+ *   A = allowed (2xx), F = 403 forbidden, N = 404 not found, U = authorized but 422 (content),
+ *   O = authorized but 503 (cluster not connected), - = not applicable.
  * own = acme (project web, app site); foreign = globex (same names); missing = the deepest name absent inside
  * acme (tenant "nope", project acme/nope, app acme/web/nope), or a missing name for platform objects.
  */
@@ -40,6 +41,8 @@ export const MATRIX: Record<string, Row> = {
   createCluster: row("A--", "A--", "F--", "F--", "F--", "F--"),
   getCluster: row("A-N", "A-N", "A-N", "F-F", "F-F", "F-F"),
   updateCluster: row("A-N", "A-N", "F-F", "F-F", "F-F", "F-F"),
+  // O: authorized, then 503 — the spare cluster is not connected.
+  collectClusterUsage: row("O-N", "O-N", "F-F", "F-F", "F-F", "F-F"),
   deleteCluster: row("A-N", "A-N", "F-F", "F-F", "F-F", "F-F"),
   mintBootstrapToken: row("A-N", "A-N", "F-F", "F-F", "F-F", "F-F"),
   revokeCluster: row("A-N", "A-N", "F-F", "F-F", "F-F", "F-F"),

@@ -117,6 +117,7 @@ const OUTCOME: Record<string, (status: number) => boolean> = {
   F: (status) => status === 403,
   N: (status) => status === 404,
   U: (status) => status === 422,
+  O: (status) => status === 503,
 };
 
 describe("authorization matrix", async () => {

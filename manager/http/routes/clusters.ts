@@ -41,7 +41,38 @@ function enrolmentDeps(services: AppServices): EnrolmentServiceDeps {
   return { ...services, enrolment: services.enrolment };
 }
 
+const CollectUsageResult = z
+  .object({ cluster: z.string(), result: z.record(z.string(), z.unknown()) })
+  .meta({ id: "CollectUsageResult" });
+
 export function registerClusterRoutes(app: ManagerApp, services: AppServices): void {
+  app.openapi(
+    createRoute({
+      operationId: "collectClusterUsage",
+      method: "post",
+      path: "/api/v1/clusters/{cluster}/collect-usage",
+      tags,
+      security,
+      summary: "Ask the cluster's operator to report the last closed usage window now",
+      description:
+        "Reports still travel the usual way (outbox → ingest → acks); this only triggers them. 503 if not connected.",
+      middleware: [requireAccess("collectClusterUsage")] as const,
+      request: { params: Params },
+      responses: {
+        200: json(CollectUsageResult, "What the operator reported"),
+        ...errorResponses(403, 404, 503, 504),
+      },
+    }),
+    async (c) => {
+      const cluster = await clusters.getCluster(services, c.req.valid("param").cluster);
+      if (cluster.status !== "connected" || !services.commands) {
+        throw new KubeNovaError("KN-503", `cluster "${cluster.name}" is not connected (${cluster.status})`);
+      }
+      const result = await services.commands.request(cluster, "collect-usage", {});
+      return c.json({ cluster: cluster.name, result }, 200);
+    },
+  );
+
   app.openapi(
     createRoute({
       operationId: "listClusters",
