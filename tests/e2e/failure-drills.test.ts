@@ -72,7 +72,9 @@ describe("failure drills", () => {
       },
       10_000,
     ).catch((error) => {
-      throw new Error(`${(error as Error).message}; statuses seen: ${seen.join(" → ")}\n${manager.output().slice(-1500)}`);
+      throw new Error(
+        `${(error as Error).message}; statuses seen: ${seen.join(" → ")}\n${manager.output().slice(-1500)}`,
+      );
     });
     expect((await manager.api("POST", "/api/v1/tenants", { name: "later", clusters: ["dc1"] })).status).toBe(
       201,

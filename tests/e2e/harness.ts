@@ -151,12 +151,18 @@ export async function createOperatorProcess(options: {
   heartbeatIntervalMs?: number;
   /** The in-memory server's Capsule/KubeVela controller simulations (DESIGN.md §10). */
   simulations?: { capsule?: boolean; kubevela?: boolean };
+  /** Extra environment for the operator process (e.g. a PATH with a recording helm). */
+  env?: Record<string, string>;
+  /** Use this API server instead of starting a new one. */
+  kube?: KubeApiServer;
 }): Promise<OperatorProcess> {
   await mkdir(options.dir, { recursive: true });
-  const kube = await startKubeApiServer({
-    namespaces: ["kubenova-system"],
-    ...(options.simulations ? { simulations: options.simulations } : {}),
-  });
+  const kube =
+    options.kube ??
+    (await startKubeApiServer({
+      namespaces: ["kubenova-system"],
+      ...(options.simulations ? { simulations: options.simulations } : {}),
+    }));
   const kubeconfig = join(options.dir, "kubeconfig");
   kube.writeKubeconfig(kubeconfig);
   const healthPort = await freePort();
@@ -171,6 +177,7 @@ export async function createOperatorProcess(options: {
     NOVA_HEARTBEAT_INTERVAL_MS: String(options.heartbeatIntervalMs ?? 1000),
     NOVA_RESEND_AFTER_MS: "1000",
     KUBENOVA_LOG_LEVEL: "warn",
+    ...options.env,
   };
   let current: Proc | null = null;
   let log = "";
