@@ -24,6 +24,7 @@ Commands:
   manager                 Run the Manager (REST API, dashboard, store) on its configured address
   token --role R [--tenant T] [--project P] [--ttl 1h] [--subject S]
                           Print a signed API token (same data dir and secrets as the Manager)
+  demo                    A Manager and two operators against simulated clusters (needs the repository)
   operator                Run the in-cluster operator (NOVA_* variables; see install.yaml)
   broker                  Run the MQTT broker on its own (certificate auth and ACL; no database)
   migrate                 Apply pending database migrations and exit
@@ -57,6 +58,12 @@ async function main(argv: string[]): Promise<void> {
   }
   if (command === "version" || command === "--version") {
     process.stdout.write(`kubenova ${KUBENOVA_VERSION} (bun ${Bun.version})\n`);
+    return;
+  }
+  if (command === "demo") {
+    // The demo's simulated clusters load the real Capsule/KubeVela CRDs from the repository's shared/ folder,
+    // so it runs from a checkout (`bun run demo`), not from a binary copied elsewhere.
+    await import("./tests/demo/main.ts");
     return;
   }
   if (command === "operator") {
