@@ -5,6 +5,7 @@
  */
 import type { Logger } from "../shared/logger.ts";
 import type { UsageBody } from "../shared/messages.ts";
+import { addUsage, zeroUsage } from "../shared/usage.ts";
 import type { KubeClient, KubeObject } from "./kube/client-node.ts";
 
 export const TENANT_LABEL = "kubenova.io/tenant";
@@ -92,21 +93,6 @@ export function windowContaining(at: Date, intervalMs: number): UsageWindow {
 
 // ── collection ────────────────────────────────────────────────────────────────────────────────────────────────
 
-const empty = (): UsageMetrics => ({
-  cpuRequestMillicores: 0,
-  memoryRequestBytes: 0,
-  storageBytes: 0,
-  loadBalancers: 0,
-  pods: 0,
-  namespaces: 0,
-  applications: 0,
-  quotaViolations: 0,
-});
-
-function add(into: UsageMetrics, from: UsageMetrics): void {
-  for (const key of Object.keys(into) as Array<keyof UsageMetrics>) into[key] += from[key];
-}
-
 export interface UsageCollectorOptions {
   kube: KubeClient;
   logger: Logger;
@@ -145,7 +131,7 @@ export function createUsageCollector(options: UsageCollectorOptions): UsageColle
   };
 
   function metricsOf(namespace: string, objects: Record<string, KubeObject[]>): UsageMetrics {
-    const m = empty();
+    const m = zeroUsage();
     m.namespaces = 1;
     for (const pod of objects.pods ?? []) {
       const phase = (pod.status as { phase?: string } | undefined)?.phase;
@@ -235,14 +221,14 @@ export function createUsageCollector(options: UsageCollectorOptions): UsageColle
       const metrics = metricsOf(name, byNamespace.get(name) ?? {});
       let entry = tenants.get(tenant);
       if (!entry) {
-        entry = { metrics: empty(), byProject: {} };
+        entry = { metrics: zeroUsage(), byProject: {} };
         tenants.set(tenant, entry);
       }
-      add(entry.metrics, metrics);
+      addUsage(entry.metrics, metrics);
       const project = namespace.metadata.labels?.[PROJECT_LABEL];
       if (project) {
-        entry.byProject[project] ??= empty();
-        add(entry.byProject[project], metrics);
+        entry.byProject[project] ??= zeroUsage();
+        addUsage(entry.byProject[project], metrics);
       }
     }
     const bodies: UsageBody[] = [...tenants].map(([tenant, entry]) => ({

@@ -5,35 +5,12 @@
  */
 import type { UsageMetrics } from "../../shared/api/models.ts";
 import { errors } from "../../shared/errors.ts";
+import { addUsage, zeroUsage } from "../../shared/usage.ts";
 import type { Store, UsageRow } from "../store/store.ts";
 
 export type Granularity = "hour" | "day" | "month";
 
-export const METRIC_KEYS = [
-  "cpuRequestMillicores",
-  "memoryRequestBytes",
-  "storageBytes",
-  "loadBalancers",
-  "pods",
-  "namespaces",
-  "applications",
-  "quotaViolations",
-] as const satisfies ReadonlyArray<keyof UsageMetrics>;
-
-export const zeroMetrics = (): UsageMetrics => ({
-  cpuRequestMillicores: 0,
-  memoryRequestBytes: 0,
-  storageBytes: 0,
-  loadBalancers: 0,
-  pods: 0,
-  namespaces: 0,
-  applications: 0,
-  quotaViolations: 0,
-});
-
-function add(into: UsageMetrics, from: UsageMetrics): void {
-  for (const key of METRIC_KEYS) into[key] += from[key];
-}
+export const zeroMetrics = zeroUsage;
 
 /** The UTC bucket a window start falls in. */
 export function bucketOf(startIso: string, granularity: Granularity): { start: Date; end: Date } {
@@ -133,11 +110,11 @@ export function aggregate(
       buckets.set(key, bucket);
     }
     bucket.records++;
-    add(bucket.metrics, metrics);
-    add(totals, metrics);
+    addUsage(bucket.metrics, metrics);
+    addUsage(totals, metrics);
     if (row.adjustment) {
-      add(bucket.adjustments, metrics);
-      add(adjustments, metrics);
+      addUsage(bucket.adjustments, metrics);
+      addUsage(adjustments, metrics);
     }
     records++;
   }
