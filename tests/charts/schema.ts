@@ -7,7 +7,8 @@ import path from "node:path";
 import { Ajv, type ErrorObject, type ValidateFunction } from "ajv";
 import addFormats from "ajv-formats";
 
-const ajv = new Ajv({ allErrors: true, strict: true });
+// Strict about unknown keywords (a typo in the schema fails), not about JSON Schema's untyped subschemas.
+const ajv = new Ajv({ allErrors: true, strictSchema: true, strictTypes: false });
 addFormats(ajv);
 const compiled = new Map<string, ValidateFunction>();
 
