@@ -23,7 +23,10 @@ export function registerHealthRoutes(app: ManagerApp, services: AppServices): vo
       summary: "Prometheus metrics (text exposition format)",
       responses: {
         200: { description: "Metrics", content: { "text/plain": { schema: z.string() } } },
-        404: { description: "Metrics are not enabled in this process" },
+        404: {
+          description: "Metrics are not enabled in this process",
+          content: { "text/plain": { schema: z.string() } },
+        },
       },
     }),
     async (c) => {
