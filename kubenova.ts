@@ -2,6 +2,8 @@
 /**
  * @module kubenova — the one command-line entry point: `kubenova <subcommand>` (also the compiled binary).
  */
+// First, before anything that loads @peculiar/x509 (NOTES.md): its DI container needs the Reflect polyfill.
+import "reflect-metadata";
 import { parseArgs } from "node:util";
 import { ROLES, type Role } from "./shared/api/models.ts";
 import { ConfigError, MANAGER_ENV, parseManagerConfig, parseOperatorConfig } from "./shared/config.ts";
@@ -28,6 +30,7 @@ Commands:
   operator                Run the in-cluster operator (NOVA_* variables; see install.yaml)
   broker                  Run the MQTT broker on its own (certificate auth and ACL; no database)
   migrate                 Apply pending database migrations and exit
+  rotate-keys             Re-wrap every stored secret under the active KEK (KUBENOVA_KEK_ACTIVE) and exit
   version                 Print the version
   help                    This text
 
@@ -116,6 +119,35 @@ async function main(argv: string[]): Promise<void> {
       const status = await store.migrate();
       await store.close();
       process.stdout.write(`schema at version ${status.current} of ${status.latest}\n`);
+      return;
+    }
+    case "rotate-keys": {
+      const logger = createLogger({ level: config.logLevel, base: { component: "rotate-keys" } });
+      const { loadOrCreateKeyring } = await import("./manager/crypto/keyring-file.ts");
+      const { createEnvelope } = await import("./manager/crypto/envelope.ts");
+      const { rotateKeys } = await import("./manager/crypto/rotate.ts");
+      const store = await openStore({
+        databaseUrl: config.databaseUrl ?? undefined,
+        dataDir: config.dataDir,
+        logger: logger.child({ adapter: "store" }),
+      });
+      try {
+        await store.migrate();
+        const { keyring } = await loadOrCreateKeyring({
+          dataDir: config.dataDir,
+          configuredKeys: config.kek.keys ?? undefined,
+          activeKeyId: config.kek.activeKeyId ?? undefined,
+          logger,
+        });
+        const report = await rotateKeys({
+          store,
+          envelope: createEnvelope(keyring),
+          activeKeyId: keyring.activeKeyId,
+        });
+        process.stdout.write(`${JSON.stringify(report)}\n`);
+      } finally {
+        await store.close();
+      }
       return;
     }
     case "token": {
