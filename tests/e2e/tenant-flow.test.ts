@@ -67,12 +67,15 @@ test("tenant, project, app, status, suspend, rollback and kubeconfigs end to end
   );
   const tenant = kube.get({ apiVersion: "capsule.clastix.io/v1beta2", kind: "Tenant", name: "acme" });
   expect(tenant).toBeDefined();
-  expect(
-    kube.get({ apiVersion: "v1", kind: "ServiceAccount", namespace: "acme-owner", name: "owner" }),
-  ).toBeDefined();
-  expect(
-    kube.get({ apiVersion: "v1", kind: "ServiceAccount", namespace: "acme-web", name: "dev" }),
-  ).toBeDefined();
+  // Accounts come a step after the namespaces in the reconciler's ordered apply.
+  await waitUntil(
+    "the tenant's service accounts",
+    () =>
+      kube.get({ apiVersion: "v1", kind: "ServiceAccount", namespace: "acme-owner", name: "owner" }) !==
+        undefined &&
+      kube.get({ apiVersion: "v1", kind: "ServiceAccount", namespace: "acme-web", name: "dev" }) !==
+        undefined,
+  );
 
   // The app: created, deployed by the cluster, its status mirrored back to the Manager.
   const created = await manager.api("POST", "/api/v1/tenants/acme/projects/web/apps", {

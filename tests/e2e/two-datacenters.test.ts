@@ -184,8 +184,13 @@ test("two datacenters: kubeconfig install and install.yaml, add-ons Ready, a ten
       "Deployed",
     30_000,
   );
-  expect(fraKube.get({ apiVersion: "v1", kind: "Namespace", name: "acme-web" })).toBeDefined();
-  expect(amsKube.get({ apiVersion: "v1", kind: "Namespace", name: "acme-batch" })).toBeDefined();
+  // Each datacenter reconciles on its own: wait for both projects' namespaces.
+  await waitUntil(
+    "the projects' namespaces in both datacenters",
+    () =>
+      fraKube.get({ apiVersion: "v1", kind: "Namespace", name: "acme-web" }) !== undefined &&
+      amsKube.get({ apiVersion: "v1", kind: "Namespace", name: "acme-batch" }) !== undefined,
+  );
 
   // Usage: a pod in each datacenter, collected now, billed per cluster and in total.
   for (const [kube, namespace] of [
