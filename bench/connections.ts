@@ -1,0 +1,111 @@
+/**
+ * @module bench/connections — Manager memory per held operator connection (simulated operators with real
+ * client certificates and link code, keepalive 30 s) against bare Aedes holding as many mTLS clients.
+ * Run at 3 sizes so the growth exponent of memory with clusters is fitted too.
+ */
+import { join } from "node:path";
+import { startOperators, startRawClients, startServer } from "./channel.ts";
+import { type Child, cpuWindow, fitExponent, fmt, printTable, smoke, tempDir } from "./lib.ts";
+import { benchPki } from "./pki.ts";
+
+const gc = async (child: Child) => (await child.request<{ rss: number }>({ cmd: "gc" })).rss;
+
+export async function heldRss(options: {
+  mode: "manager" | "aedes";
+  pkiPath: string;
+  count: number;
+  processes: number;
+}): Promise<{
+  perConnection: number;
+  rss0: number;
+  rss1: number;
+  connected: number;
+  seconds: number;
+  share: number;
+}> {
+  const dir = await tempDir("kn-bench-conn-");
+  const server = await startServer({
+    mode: options.mode,
+    pkiPath: options.pkiPath,
+    count: options.count,
+    dbPath: join(dir.path, "m.db"),
+  });
+  const rss0 = await gc(server.child);
+  const t0 = Date.now();
+  let connected = 0;
+  let share = 0;
+  let close: () => Promise<void>;
+  if (options.mode === "aedes") {
+    const raw = await startRawClients({ ...options, port: server.port });
+    const cpu = cpuWindow(() => raw.children.map((c) => c.pid));
+    const held = await Promise.all(
+      raw.children.map((c) => c.request<{ connected: number }>({ cmd: "hold" }, 300_000)),
+    );
+    share = cpu.finish().share;
+    connected = held.reduce((a, h) => a + h.connected, 0);
+    close = raw.close;
+  } else {
+    const ops = await startOperators({ ...options, port: server.port, outboxes: "memory" });
+    const cpu = cpuWindow(() => ops.children.map((c) => c.pid));
+    await ops.all({ cmd: "start" });
+    const held = await ops.all<{ connected: number }>({ cmd: "waitConnected", timeoutMs: 240_000 }, 300_000);
+    share = cpu.finish().share;
+    connected = held.reduce((a, h) => a + h.connected, 0);
+    close = ops.close;
+  }
+  const seconds = (Date.now() - t0) / 1000;
+  await Bun.sleep(smokeOr(200, 2000)); // let hellos, snapshots and first heartbeats settle
+  const rss1 = await gc(server.child);
+  await close();
+  await server.child.kill();
+  await dir.remove();
+  return { perConnection: (rss1 - rss0) / Math.max(connected, 1), rss0, rss1, connected, seconds, share };
+}
+
+const smokeOr = (small: number, full: number) => (smoke ? small : full);
+
+export async function run(): Promise<void> {
+  const count = Number(process.env.BENCH_CONNECTIONS ?? smokeOr(40, 10_000));
+  const processes = smokeOr(1, 4);
+  const pkiPath = await benchPki(count);
+  const baseline = await heldRss({ mode: "aedes", pkiPath, count, processes });
+  const sizes = smoke ? [count / 2, count] : [count / 4, count / 2, count];
+  const points: Array<{ size: number; cost: number; detail: Awaited<ReturnType<typeof heldRss>> }> = [];
+  for (const size of sizes) {
+    const detail = await heldRss({ mode: "manager", pkiPath, count: size, processes });
+    points.push({ size, cost: detail.rss1 - detail.rss0, detail });
+  }
+  const full = points.at(-1)!.detail;
+  const ratio = full.perConnection / baseline.perConnection;
+  const exponent = fitExponent(points);
+  printTable(
+    "connections",
+    [
+      {
+        measure: `Manager memory per operator connection (${fmt.n(full.connected)} held)`,
+        baseline: `${fmt.kb(baseline.perConnection)}/conn raw Aedes (${fmt.n(baseline.connected)})`,
+        value: `${fmt.kb(full.perConnection)}/conn`,
+        ratio: fmt.x(ratio),
+        target: "≤ 1.5×",
+        pass: full.connected === count && ratio <= 1.5,
+        generatorCpuShare: full.share,
+      },
+      {
+        measure: "growth of Manager memory with clusters",
+        baseline: "–",
+        value: points.map((p) => `${p.size}:${fmt.mb(p.cost)}`).join(" "),
+        ratio: `exp ${exponent.toFixed(2)}`,
+        target: "exponent ≤ 1.1",
+        pass: exponent <= 1.1,
+        generatorCpuShare: null,
+      },
+    ],
+    {
+      baseline,
+      manager: points.map((p) => ({ size: p.size, ...p.detail })),
+      exponent,
+    },
+  );
+}
+
+if (import.meta.main) await run();

@@ -1,0 +1,123 @@
+/**
+ * @module bench/operator-memory — the operator process's RSS idle and with T tenants and A apps applied in its
+ * cluster (in-memory API server), created through the Manager's API in three steps each, so the growth
+ * exponent of operator memory with tenants and with apps is fitted as well.
+ */
+import { fitExponent, fmt, printTable, rssOf, smoke } from "./lib.ts";
+import { inParallel, operatorWorld } from "./operator-world.ts";
+
+export async function run(): Promise<void> {
+  const tenants = smoke ? 4 : 500;
+  const appsPerTenant = 10;
+  const world = await operatorWorld();
+  const { manager, operator } = world;
+  const kube = operator.kube;
+  const ok = async (method: string, path: string, body?: unknown) => {
+    const res = await manager.api(method, path, body);
+    if (res.status >= 300) throw new Error(`${method} ${path}: ${res.status} ${JSON.stringify(res.body)}`);
+  };
+  const settle = async (check: () => boolean, what: string) => {
+    const deadline = Date.now() + (smoke ? 30_000 : 300_000);
+    while (!check()) {
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+      await Bun.sleep(100);
+    }
+    await Bun.sleep(smoke ? 300 : 3000); // status reports, watches and GC settle
+  };
+  await Bun.sleep(smoke ? 300 : 3000);
+  const idle = rssOf(world.operatorPid);
+
+  const tenantPoints: Array<{ size: number; cost: number; rss: number }> = [];
+  let created = 0;
+  for (const step of [tenants / 4, tenants / 2, tenants]) {
+    const names = Array.from({ length: step - created }, (_, i) => `t${created + i}`);
+    await inParallel(names, 8, async (name) => {
+      await ok("POST", "/api/v1/tenants", { name, plan: "gold", clusters: ["dc1"], owners: ["a"] });
+      await ok("POST", `/api/v1/tenants/${name}/projects`, { name: "web", cluster: "dc1" });
+    });
+    created = step;
+    const last = `t${step - 1}-web`;
+    await settle(
+      () => kube.get({ apiVersion: "v1", kind: "Namespace", name: last }) !== undefined,
+      `${step} tenants`,
+    );
+    const rss = rssOf(world.operatorPid);
+    tenantPoints.push({ size: step, cost: rss - idle, rss });
+  }
+  const withTenants = rssOf(world.operatorPid);
+  const apps = tenants * appsPerTenant;
+  const appPoints: Array<{ size: number; cost: number; rss: number }> = [];
+  let madeApps = 0;
+  for (const step of [apps / 4, apps / 2, apps]) {
+    const items = Array.from({ length: step - madeApps }, (_, i) => madeApps + i);
+    await inParallel(items, 8, async (n) => {
+      const tenant = `t${n % tenants}`;
+      await ok("POST", `/api/v1/tenants/${tenant}/projects/web/apps`, {
+        name: `app-${n}`,
+        spec: { components: [{ name: "web", type: "webservice", properties: { image: "nginx:1.27" } }] },
+      });
+    });
+    madeApps = step;
+    const lastN = step - 1;
+    await settle(
+      () =>
+        kube.get({
+          apiVersion: "core.oam.dev/v1beta1",
+          kind: "Application",
+          namespace: `t${lastN % tenants}-web`,
+          name: `app-${lastN}`,
+        }) !== undefined,
+      `${step} apps`,
+    );
+    const rss = rssOf(world.operatorPid);
+    appPoints.push({ size: step, cost: rss - withTenants, rss });
+  }
+  const loaded = rssOf(world.operatorPid);
+  await world.close();
+  const tenantExp = fitExponent(tenantPoints);
+  const appExp = fitExponent(appPoints);
+  printTable(
+    "operator-memory",
+    [
+      {
+        measure: "operator RSS idle",
+        baseline: "–",
+        value: fmt.mb(idle),
+        ratio: "–",
+        target: "≤ 60 MB",
+        pass: idle <= 60 * 1048576,
+        generatorCpuShare: null,
+      },
+      {
+        measure: `operator RSS with ${tenants} tenants, ${apps} apps`,
+        baseline: "–",
+        value: fmt.mb(loaded),
+        ratio: "–",
+        target: "≤ 150 MB",
+        pass: loaded <= 150 * 1048576,
+        generatorCpuShare: null,
+      },
+      {
+        measure: "growth of operator memory with tenants",
+        baseline: "–",
+        value: tenantPoints.map((p) => `${p.size}:+${fmt.mb(p.cost)}`).join(" "),
+        ratio: `exp ${tenantExp.toFixed(2)}`,
+        target: "exponent ≤ 1.1",
+        pass: tenantExp <= 1.1,
+        generatorCpuShare: null,
+      },
+      {
+        measure: "growth of operator memory with apps",
+        baseline: "–",
+        value: appPoints.map((p) => `${p.size}:+${fmt.mb(p.cost)}`).join(" "),
+        ratio: `exp ${appExp.toFixed(2)}`,
+        target: "exponent ≤ 1.1",
+        pass: appExp <= 1.1,
+        generatorCpuShare: null,
+      },
+    ],
+    { idle, withTenants, loaded, tenantPoints, appPoints, tenantExp, appExp },
+  );
+}
+
+if (import.meta.main) await run();

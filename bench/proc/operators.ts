@@ -1,0 +1,217 @@
+/**
+ * @module bench/proc/operators — a load generator hosting many simulated operators, each with the real link
+ * code: `createOperatorLink` (mTLS MQTT client, hello, heartbeats, backoff), its own `openOutbox` (a SQLite file,
+ * or in memory for the connection-count runs) and acks. Only the Kubernetes side is stubbed: applying a change
+ * records the time and reports a `status` for it, as the operator's reconcilers do.
+ * Commands: start, waitConnected, mark, waitResynced, report, waitApplied, exit.
+ */
+import "reflect-metadata";
+import { join } from "node:path";
+import { createOperatorLink, type OperatorLink } from "../../operator/link/link.ts";
+import { openOutbox, type Outbox } from "../../operator/link/outbox.ts";
+import { createLogger } from "../../shared/logger.ts";
+import { childConfig, send, serveCommands } from "../lib.ts";
+import { loadPki } from "../pki.ts";
+
+interface Config {
+  pkiPath: string;
+  from: number;
+  to: number;
+  port: number;
+  /** null: in-memory outboxes. */
+  outboxDir: string | null;
+  heartbeatIntervalMs?: number;
+  keepaliveSeconds?: number;
+  flushIntervalMs?: number;
+  backoff?: { initialMs: number; maxMs: number };
+}
+
+interface Sim {
+  clusterId: string;
+  link: OperatorLink;
+  outbox: Outbox;
+  revision: number;
+  appliedAt: Map<number, number>;
+  /** Connect count at the last `mark`, and when the first connect after it was seen. */
+  markConnects: number;
+  reconnectedAt: number | null;
+  resyncedAt: number | null;
+}
+
+const config = childConfig<Config>();
+const pki = loadPki(config.pkiPath);
+const logger = createLogger({ level: "error", sink: (line) => process.stderr.write(`${line}\n`) });
+const hour = 3_600_000;
+const baseHour = Math.floor(Date.now() / hour) * hour;
+let reportSeq = 0;
+
+const sims: Sim[] = pki.identities.slice(config.from, config.to).map((identity, index) => {
+  const outbox = openOutbox({
+    path: config.outboxDir ? join(config.outboxDir, `outbox-${config.from + index}.db`) : ":memory:",
+    maxRows: 1_000_000,
+  });
+  const sim: Sim = {
+    clusterId: identity.clusterId,
+    outbox,
+    revision: 0,
+    appliedAt: new Map(),
+    markConnects: 0,
+    reconnectedAt: null,
+    resyncedAt: null,
+    link: null as unknown as OperatorLink,
+  };
+  sim.link = createOperatorLink({
+    clusterId: identity.clusterId,
+    brokerUrl: `mqtts://127.0.0.1:${config.port}`,
+    tls: () => ({ caPem: pki.caPem, certPem: identity.certPem, keyPem: pki.clientKeyPem }),
+    outbox,
+    applier: {
+      apply: async (change) => {
+        sim.appliedAt.set(change.revision, Date.now());
+        sim.link.report("status", {
+          objectKind: "tenant",
+          key: change.key,
+          observedGeneration: change.revision,
+          phase: "Deployed",
+          revision: change.revision,
+        });
+      },
+      applySnapshot: async () => undefined,
+    },
+    revisions: {
+      get: async () => sim.revision,
+      set: async (next) => {
+        sim.revision = next;
+      },
+    },
+    commands: async () => ({ ok: true }),
+    hello: async () => ({ operatorVersion: "bench", kubernetesVersion: null, capabilities: {} }),
+    logger,
+    heartbeatIntervalMs: config.heartbeatIntervalMs ?? 10_000,
+    keepaliveSeconds: config.keepaliveSeconds ?? 30,
+    flushIntervalMs: config.flushIntervalMs ?? 250,
+    ...(config.backoff ? { backoff: config.backoff } : {}),
+  });
+  return sim;
+});
+
+/** Polls every sim until `done` holds for all of them or the time is up. */
+async function until(
+  done: (sim: Sim, index: number) => boolean,
+  timeoutMs: number,
+  onTick?: () => void,
+): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    onTick?.();
+    if (sims.every((sim, index) => done(sim, index))) return true;
+    await Bun.sleep(5);
+  }
+  return false;
+}
+
+function usage(i: number, index: number) {
+  const start = baseHour - (i + 1) * hour;
+  return {
+    tenant: `t${index % 50}`,
+    windowStart: new Date(start).toISOString(),
+    windowEnd: new Date(start + hour).toISOString(),
+    metrics: {
+      cpuRequestMillicores: 100 * (i % 7),
+      memoryRequestBytes: 1 << 20,
+      storageBytes: 0,
+      loadBalancers: 0,
+      pods: i % 9,
+      namespaces: 2,
+      applications: 1,
+      quotaViolations: 0,
+    },
+    byProject: {},
+  };
+}
+
+send({ type: "ready", pid: process.pid, count: sims.length });
+
+await serveCommands(async (command) => {
+  switch (command.cmd) {
+    case "start":
+      for (const sim of sims) sim.link.start();
+      return {};
+    case "waitConnected": {
+      const t0 = Date.now();
+      const connectedAt: number[] = new Array(sims.length).fill(0);
+      const ok = await until(
+        (sim) => sim.link.stats().connected,
+        command.timeoutMs ?? 60_000,
+        () => {
+          const now = Date.now();
+          sims.forEach((sim, i) => {
+            if (connectedAt[i] === 0 && sim.link.stats().connected) connectedAt[i] = now;
+          });
+        },
+      );
+      return { ok, t0, connectedAt, connected: sims.filter((s) => s.link.stats().connected).length };
+    }
+    case "mark":
+      for (const sim of sims) {
+        sim.markConnects = sim.link.stats().connects;
+        sim.reconnectedAt = null;
+        sim.resyncedAt = null;
+      }
+      return {};
+    case "waitResynced": {
+      const revision = command.revision as number;
+      const ok = await until(
+        (sim) => sim.resyncedAt !== null && sim.reconnectedAt !== null,
+        command.timeoutMs ?? 120_000,
+        () => {
+          const now = Date.now();
+          for (const sim of sims) {
+            const stats = sim.link.stats();
+            if (sim.reconnectedAt === null && stats.connected && stats.connects > sim.markConnects)
+              sim.reconnectedAt = now;
+            if (sim.resyncedAt === null && sim.reconnectedAt !== null && sim.revision >= revision)
+              sim.resyncedAt = now;
+          }
+        },
+      );
+      return {
+        ok,
+        reconnectedAt: sims.map((s) => s.reconnectedAt),
+        resyncedAt: sims.map((s) => s.resyncedAt),
+        connects: sims.reduce((a, s) => a + s.link.stats().connects, 0),
+      };
+    }
+    case "report": {
+      const count = command.count as number;
+      const t0 = Date.now();
+      for (const [index, sim] of sims.entries()) {
+        for (let i = 0; i < count; i++) sim.link.report("usage", usage(reportSeq + i, index));
+      }
+      reportSeq += count;
+      const ok = await until((sim) => sim.outbox.stats().pending === 0, command.timeoutMs ?? 120_000);
+      return { ok, t0, t1: Date.now(), reports: count * sims.length };
+    }
+    case "waitApplied": {
+      const revision = command.revision as number;
+      const ackedAt: number[] = new Array(sims.length).fill(0);
+      const ok = await until(
+        (sim, i) => sim.appliedAt.has(revision) && ackedAt[i] !== 0,
+        command.timeoutMs ?? 60_000,
+        () => {
+          const now = Date.now();
+          sims.forEach((sim, i) => {
+            if (ackedAt[i] === 0 && sim.appliedAt.has(revision) && sim.outbox.stats().pending === 0)
+              ackedAt[i] = now;
+          });
+        },
+      );
+      return { ok, appliedAt: sims.map((s) => s.appliedAt.get(revision) ?? 0), ackedAt };
+    }
+    case "exit":
+      await Promise.all(sims.map((s) => s.link.stop().catch(() => undefined)));
+      return {};
+    default:
+      throw new Error(`unknown command ${command.cmd}`);
+  }
+});
