@@ -152,14 +152,18 @@ describe("failure drills", () => {
       "/readyz failing",
       async () => (await fetch(`${manager.url}/readyz`)).status === 503,
       15_000,
-    );
+    ).catch((error) => {
+      throw new Error(`${(error as Error).message}\nManager output:\n${manager.output().slice(-4000)}`);
+    });
     await Bun.sleep(2000);
     await allow(true);
     await waitUntil(
       "/readyz recovered by itself",
       async () => (await fetch(`${manager.url}/readyz`)).status === 200,
       30_000,
-    );
+    ).catch((error) => {
+      throw new Error(`${(error as Error).message}\nManager output:\n${manager.output().slice(-4000)}`);
+    });
 
     expect(await child.exited).toBe(0);
     const report = (await manager.api("GET", `/api/v1/tenants/acme/usage?${range()}&granularity=month`)).body;
