@@ -191,8 +191,12 @@ export async function createOperatorProcess(options: {
       await waitUntil(
         `operator ${options.clusterId} to serve /healthz`,
         async () => (await fetch(`${healthUrl}/healthz`)).ok,
-        20_000,
-      );
+        30_000,
+      ).catch((error) => {
+        throw new Error(
+          `${(error as Error).message}\noperator output:\n${(log + (current?.output() ?? "")).slice(-3000)}`,
+        );
+      });
     },
     async kill(signal = "SIGKILL") {
       if (!current) return;
