@@ -84,13 +84,17 @@ export function createSyncChannel(options: SyncChannelOptions): SyncChannel {
     ...(options.usagePolicy ? { usagePolicy: options.usagePolicy } : {}),
     ...(options.batchMaxDelayMs !== undefined ? { batchMaxDelayMs: options.batchMaxDelayMs } : {}),
     onHello: async (clusterId, body) => {
-      await patchCluster(options.store, clusterId, () => ({
-        versions: {
-          operator: body.operatorVersion,
-          ...(body.kubernetesVersion ? { kubernetes: body.kubernetesVersion } : {}),
-        },
-        capabilities: body.capabilities,
-      }));
+      const versions: Record<string, string> = {
+        operator: body.operatorVersion,
+        ...(body.kubernetesVersion ? { kubernetes: body.kubernetesVersion } : {}),
+      };
+      // Reconnect storms repeat the same hello: skip the (fsynced) write when nothing changed.
+      await patchCluster(options.store, clusterId, (row) =>
+        JSON.stringify(row.versions) === JSON.stringify(versions) &&
+        JSON.stringify(row.capabilities) === JSON.stringify(body.capabilities)
+          ? null
+          : { versions, capabilities: body.capabilities },
+      );
     },
   });
   const store = observeChangeLog(options.store, (clusterIds) => dispatcher.notify(clusterIds));
