@@ -1,15 +1,9 @@
 /** Label selectors (equality and set-based) and the field selectors every resource supports. */
 
+import { matchesLabels, parseLabelSelector as parseShared } from "../../shared/label-selector.ts";
 import { badRequest } from "./errors.ts";
 
-type Requirement =
-  | { op: "=" | "!="; key: string; value: string }
-  | { op: "in" | "notin"; key: string; values: string[] }
-  | { op: "exists" | "!"; key: string };
-
 export type LabelSelector = (labels: Record<string, string> | undefined) => boolean;
-
-const KEY = /^([a-z0-9A-Z]([-a-z0-9A-Z_.]*[a-z0-9A-Z])?\/)?[a-zA-Z0-9]([-a-zA-Z0-9_.]*[a-zA-Z0-9])?$/;
 
 /** Splits on commas that are not inside a `( … )` value set. */
 function splitTerms(text: string): string[] {
@@ -29,56 +23,17 @@ function splitTerms(text: string): string[] {
   return terms.map((t) => t.trim()).filter((t) => t !== "");
 }
 
-function parseTerm(term: string): Requirement {
-  const set = /^(\S+)\s+(in|notin)\s*\(([^)]*)\)$/.exec(term);
-  if (set) {
-    const values = set[3]!
-      .split(",")
-      .map((v) => v.trim())
-      .filter((v) => v !== "");
-    return { op: set[2] as "in" | "notin", key: checkKey(set[1]!), values };
-  }
-  const eq = /^([^!=\s]+)\s*(==|=|!=)\s*(\S*)$/.exec(term);
-  if (eq) {
-    return { op: eq[2] === "!=" ? "!=" : "=", key: checkKey(eq[1]!), value: eq[3]! };
-  }
-  if (term.startsWith("!")) return { op: "!", key: checkKey(term.slice(1).trim()) };
-  return { op: "exists", key: checkKey(term) };
-}
-
-function checkKey(key: string): string {
-  if (!KEY.test(key)) throw badRequest(`unable to parse requirement: invalid label key "${key}"`);
-  return key;
-}
-
 /** Parses a `labelSelector` query parameter; 400 BadRequest when it does not parse (as the real server). */
 export function parseLabelSelector(text: string | null | undefined): LabelSelector {
   if (!text) return () => true;
-  const requirements = splitTerms(text).map(parseTerm);
-  return (labels) => requirements.every((r) => matches(r, labels ?? {}));
-}
-
-function matches(r: Requirement, labels: Record<string, string>): boolean {
-  const has = Object.hasOwn(labels, r.key);
-  const value = labels[r.key];
-  switch (r.op) {
-    case "=":
-      return has && value === r.value;
-    case "!=":
-      return !has || value !== r.value;
-    case "in":
-      return has && r.values.includes(value!);
-    case "notin":
-      return !has || !r.values.includes(value!);
-    case "exists":
-      return has;
-    case "!":
-      return !has;
-    default: {
-      const never: never = r;
-      return never;
-    }
+  let requirements: ReturnType<typeof parseShared>;
+  try {
+    // The product's parser (shared/label-selector.ts); only the error becomes a Kubernetes Status here.
+    requirements = parseShared(text, "labelSelector");
+  } catch (error) {
+    throw badRequest(`unable to parse requirement: ${(error as Error).message}`);
   }
+  return (labels) => matchesLabels(requirements, labels ?? {});
 }
 
 /** Matches a structured `metav1.LabelSelector` (matchLabels + matchExpressions), as used by NetworkPolicies. */
