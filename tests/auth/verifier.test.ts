@@ -471,3 +471,68 @@ describe("clock tolerance", () => {
     }
   });
 });
+
+describe("verified-token cache", () => {
+  const signAt = async (at: Date, ttlSeconds = 600) =>
+    (
+      await createTokenSigner({
+        algorithm: "HS256",
+        secret: SECRET,
+        issuer: ISSUER,
+        audience: AUDIENCE,
+        now: () => at,
+      }).sign({ subject: "alice", role: "tenantOwner", tenant: "acme", ttlSeconds })
+    ).token;
+
+  test("a remembered token is still refused once it expires", async () => {
+    let clock = NOW;
+    const verifier = createTokenVerifier({
+      algorithm: "HS256",
+      secret: SECRET,
+      ...verifierOptions,
+      now: () => clock,
+    });
+    const token = await signAt(NOW, 60);
+    expect((await verifier.verify(token)).subject).toBe("alice");
+    clock = new Date(NOW.getTime() + 60_000 + 29_000); // inside the 30 s tolerance
+    expect((await verifier.verify(token)).subject).toBe("alice");
+    clock = new Date(NOW.getTime() + 60_000 + 31_000);
+    await expectUnauthenticated(verifier, token, /expired/);
+  });
+
+  test("a remembered token is refused before its nbf when the clock goes back", async () => {
+    let clock = NOW;
+    const verifier = createTokenVerifier({
+      algorithm: "HS256",
+      secret: SECRET,
+      ...verifierOptions,
+      now: () => clock,
+    });
+    const token = await signAt(NOW);
+    await verifier.verify(token);
+    clock = new Date(NOW.getTime() - 31_000);
+    await expectUnauthenticated(verifier, token);
+  });
+
+  test("a forgery of a remembered token (signature or claims edited) is refused", async () => {
+    const verifier = createTokenVerifier({ algorithm: "HS256", secret: SECRET, ...verifierOptions });
+    const token = await signAt(NOW);
+    await verifier.verify(token);
+    const [header, payload, signature] = token.split(".") as [string, string, string];
+    const flipped = `${signature.slice(0, -2)}${signature.endsWith("AA") ? "AB" : "AA"}`;
+    await expectUnauthenticated(verifier, `${header}.${payload}.${flipped}`, /signature/);
+    const claims = JSON.parse(Buffer.from(payload, "base64url").toString());
+    const widened = b64({ ...claims, role: "admin", tenant: undefined });
+    await expectUnauthenticated(verifier, `${header}.${widened}.${signature}`);
+    expect((await verifier.verify(token)).role).toBe("tenantOwner");
+  });
+
+  test("each caller gets its own principal: changing one does not change the next", async () => {
+    const verifier = createTokenVerifier({ algorithm: "HS256", secret: SECRET, ...verifierOptions });
+    const token = await signAt(NOW);
+    const first = await verifier.verify(token);
+    first.role = "admin";
+    first.tenant = null;
+    expect(await verifier.verify(token)).toMatchObject({ role: "tenantOwner", tenant: "acme" });
+  });
+});
