@@ -9,8 +9,19 @@ export type Dialect = "sqlite" | "postgres";
 /** A bound parameter. Booleans are stored as 0/1 by the SQLite driver, as BOOLEAN by Postgres. */
 export type SqlParam = string | number | boolean | null;
 
+/**
+ * What a read cache needs from a driver: a number per table that changes whenever the table may have changed,
+ * whether this process wrote it or another one sharing the database did. Only a driver that can know this offers
+ * it (SQLite: every write of this process goes through it, `PRAGMA data_version` reveals everyone else's);
+ * transaction handles never do, so nothing read inside a transaction is ever cached.
+ */
+export interface TableVersions {
+  version(table: string): number;
+}
+
 export interface SqlDriver {
   readonly dialect: Dialect;
+  readonly versions?: TableVersions | undefined;
   /** Runs one statement and returns its rows (plain objects keyed by column name). */
   query<T = Record<string, unknown>>(sql: string, params?: readonly SqlParam[]): Promise<T[]>;
   /** Runs one statement and returns the number of rows it changed. */

@@ -6,22 +6,21 @@
 import { errors, KubeNovaError } from "../../shared/errors.ts";
 import type { Logger } from "../../shared/logger.ts";
 import { LATEST_VERSION, MIGRATIONS, SCHEMA_MIGRATIONS_DDL } from "./migrations.ts";
-import type { SqlDriver, SqlParam } from "./sql-driver.ts";
+import type { SqlDriver, SqlParam, TableVersions } from "./sql-driver.ts";
 import type {
   AppRevisionRepo,
-  AppRow,
-  ClusterRow,
-  ProjectRow,
   AppRevisionRow,
+  AppRow,
   AuditRepo,
   AuditRow,
   BootstrapTokenRepo,
   BootstrapTokenRow,
-  ClusterCertificateRepo,
-  ClusterCertificateRow,
   ChangeInput,
   ChangeLogRepo,
   ChangeRow,
+  ClusterCertificateRepo,
+  ClusterCertificateRow,
+  ClusterRow,
   EventRepo,
   EventRow,
   IdempotencyRepo,
@@ -30,6 +29,7 @@ import type {
   MigrationStatus,
   Page,
   PageRequest,
+  ProjectRow,
   SettingRepo,
   StatusMirrorRepo,
   StatusMirrorRow,
@@ -88,6 +88,13 @@ function encode(value: unknown, type: ColumnType, field: string): SqlParam {
   }
 }
 
+/**
+ * The form `toISOString()` produces, which is how every timestamp is written (see `encode`). Reading one back
+ * as it is saves a Date parse and format per timestamp — three per row, the largest decoding cost of a list.
+ */
+const CANONICAL_TIMESTAMP =
+  /^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])T([01]\d|2[0-3]):[0-5]\d:[0-5]\d\.\d{3}Z$/;
+
 function decode(raw: unknown, type: ColumnType): unknown {
   if (raw === null || raw === undefined) return type === "bool" ? false : null;
   switch (type) {
@@ -101,7 +108,9 @@ function decode(raw: unknown, type: ColumnType): unknown {
     case "bool":
       return raw === true || raw === 1 || raw === "1" || raw === "t";
     case "ts":
-      return raw instanceof Date ? raw.toISOString() : new Date(String(raw)).toISOString();
+      if (raw instanceof Date) return raw.toISOString();
+      if (typeof raw === "string" && CANONICAL_TIMESTAMP.test(raw)) return raw;
+      return new Date(String(raw)).toISOString();
     default: {
       const never: never = type;
       throw new Error(`unknown column type ${String(never)}`);
@@ -259,14 +268,67 @@ interface VersionedRow {
   version: number;
 }
 
+// ── Read cache ───────────────────────────────────────────────────────────────────────────────────────────────────
+
+/** Rows (a get counts one, a page its items) one table's cache holds at most; the oldest entries go first. */
+export const READ_CACHE_ROWS_PER_TABLE = 20_000;
+
+function deepFreeze<T>(value: T): T {
+  if (value !== null && typeof value === "object" && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const inner of Object.values(value)) deepFreeze(inner);
+  }
+  return value;
+}
+
+/**
+ * Decoded reads of one table, reused until the table's write clock moves (`TableVersions`). Reading a row back
+ * from SQLite and decoding it (JSON columns, timestamps) is most of an API GET's cost; like the Kubernetes API
+ * server's watch cache, repeated reads of unchanged data are served from memory. Entries are deep-frozen — the
+ * same object goes to every caller, so a caller that tried to change one would throw instead of corrupting it —
+ * and the version is taken before the load, so a write racing the load leaves an entry that is already stale.
+ */
+class ReadCache {
+  private readonly entries = new Map<string, { version: number; value: unknown; rows: number }>();
+  private rows = 0;
+
+  constructor(
+    private readonly versions: TableVersions,
+    private readonly table: string,
+  ) {}
+
+  async read<T>(key: string, load: () => Promise<T>, rowsOf: (value: T) => number): Promise<T> {
+    const version = this.versions.version(this.table);
+    const hit = this.entries.get(key);
+    if (hit && hit.version === version) return hit.value as T;
+    const value = deepFreeze(await load());
+    const rows = Math.max(1, rowsOf(value));
+    if (hit) {
+      this.entries.delete(key);
+      this.rows -= hit.rows;
+    }
+    if (rows > READ_CACHE_ROWS_PER_TABLE) return value;
+    for (const [oldest, entry] of this.entries) {
+      if (this.rows + rows <= READ_CACHE_ROWS_PER_TABLE) break;
+      this.entries.delete(oldest);
+      this.rows -= entry.rows;
+    }
+    this.entries.set(key, { version, value, rows });
+    this.rows += rows;
+    return value;
+  }
+}
+
 class EntityTable<R extends VersionedRow> {
   readonly all: readonly Column[];
+  private readonly cache: ReadCache | null;
 
   constructor(
     private readonly driver: SqlDriver,
     private readonly spec: EntitySpec,
   ) {
     this.all = [...spec.columns, ...VERSION_COLUMNS];
+    this.cache = driver.versions ? new ReadCache(driver.versions, spec.table) : null;
   }
 
   private keyCondition(from: number): string {
@@ -277,7 +339,16 @@ class EntityTable<R extends VersionedRow> {
     return key.map(String).join("/");
   }
 
-  async get(key: SqlParam[]): Promise<R | null> {
+  get(key: SqlParam[]): Promise<R | null> {
+    if (!this.cache) return this.load(key);
+    return this.cache.read(
+      `get${JSON.stringify(key)}`,
+      () => this.load(key),
+      () => 1,
+    );
+  }
+
+  private async load(key: SqlParam[]): Promise<R | null> {
     const rows = await this.driver.query(
       `SELECT * FROM ${this.spec.table} WHERE ${this.keyCondition(1)}`,
       key,
@@ -285,14 +356,42 @@ class EntityTable<R extends VersionedRow> {
     return rows[0] ? decodeRow<R>(rows[0], this.all) : null;
   }
 
-  async getBy(column: Column, value: SqlParam): Promise<R | null> {
+  getBy(column: Column, value: SqlParam): Promise<R | null> {
+    if (!this.cache) return this.loadBy(column, value);
+    const key = `by:${column.column}:${JSON.stringify(value)}`;
+    return this.cache.read(
+      key,
+      () => this.loadBy(column, value),
+      () => 1,
+    );
+  }
+
+  private async loadBy(column: Column, value: SqlParam): Promise<R | null> {
     const rows = await this.driver.query(`SELECT * FROM ${this.spec.table} WHERE ${column.column} = $1`, [
       value,
     ]);
     return rows[0] ? decodeRow<R>(rows[0], this.all) : null;
   }
 
-  list(conditions: string[], params: SqlParam[], options: ListOptions<R>, keys = this.spec.keys) {
+  list(
+    conditions: string[],
+    params: SqlParam[],
+    options: ListOptions<R>,
+    keys = this.spec.keys,
+  ): Promise<Page<R>> {
+    const load = () => this.loadPage(conditions, params, options, keys);
+    // A `where` predicate is a function: nothing to key a cache entry by.
+    if (!this.cache || options.where) return load();
+    const key = `list${JSON.stringify([conditions, params, keys.map((k) => k.column), options.limit, options.cursor ?? null])}`;
+    return this.cache.read(key, load, (page) => page.items.length);
+  }
+
+  private loadPage(
+    conditions: string[],
+    params: SqlParam[],
+    options: ListOptions<R>,
+    keys: readonly Column[],
+  ): Promise<Page<R>> {
     return listPage<R>(this.driver, {
       table: this.spec.table,
       columns: this.all,

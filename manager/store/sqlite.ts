@@ -11,7 +11,7 @@ import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import { KubeNovaError } from "../../shared/errors.ts";
 import type { Logger } from "../../shared/logger.ts";
-import type { SqlDriver, SqlParam } from "./sql-driver.ts";
+import type { SqlDriver, SqlParam, TableVersions } from "./sql-driver.ts";
 import { createSqlStore } from "./sql-store.ts";
 import type { Store } from "./store.ts";
 
@@ -63,14 +63,69 @@ function bind(params: readonly SqlParam[]): Array<string | number | null> {
   return params.map((p) => (typeof p === "boolean" ? (p ? 1 : 0) : p));
 }
 
+/** Statements that never change data. */
+const READ_ONLY = /^\s*(SELECT|BEGIN|COMMIT|ROLLBACK|SAVEPOINT|RELEASE)\b/i;
+/** Single-table writes (the schema has no triggers or cascading foreign keys, so nothing else changes). */
+const SINGLE_TABLE_WRITE =
+  /^\s*(?:INSERT\s+(?:OR\s+\w+\s+)?INTO|REPLACE\s+INTO|UPDATE(?:\s+OR\s+\w+)?|DELETE\s+FROM)\s+"?(\w+)"?/i;
+
+/** The table a statement writes, `"*"` when it may write anything (DDL, unknown shapes), `null` for reads. */
+function writeTarget(sql: string): string | null {
+  if (READ_ONLY.test(sql)) return null;
+  return SINGLE_TABLE_WRITE.exec(sql)?.[1]?.toLowerCase() ?? "*";
+}
+
+/**
+ * Per-table write clocks for the read cache (`TableVersions`). Every statement this process runs is classified
+ * once (by its SQL text) and bumps its table's clock — at statement time, even inside a transaction that may
+ * still roll back, which only ever makes a cache entry look older than it is. Another connection's commit
+ * (`PRAGMA data_version` moved: `kubenova migrate`, `rotate-keys`, a second process on the file) bumps all.
+ */
+class WriteClocks {
+  private clock = 0;
+  private floor = 0;
+  private readonly tables = new Map<string, number>();
+  private readonly targets = new Map<string, string | null>();
+  private seenDataVersion: number | null = null;
+
+  constructor(private readonly dataVersion: () => number) {}
+
+  noteStatement(sql: string): void {
+    let target = this.targets.get(sql);
+    if (target === undefined) {
+      target = writeTarget(sql);
+      if (this.targets.size < 4096) this.targets.set(sql, target);
+    }
+    if (target === null) return;
+    this.clock++;
+    if (target === "*") this.floor = this.clock;
+    else this.tables.set(target, this.clock);
+  }
+
+  version(table: string): number {
+    const current = this.dataVersion();
+    if (current !== this.seenDataVersion) {
+      this.seenDataVersion = current;
+      this.floor = ++this.clock;
+    }
+    return Math.max(this.floor, this.tables.get(table) ?? 0);
+  }
+}
+
 class SqliteDriver implements SqlDriver {
   readonly dialect = "sqlite" as const;
   private readonly mutex = new Mutex();
+  private readonly clocks: WriteClocks;
+  readonly versions: TableVersions;
   /** The open transaction of the current async context, to fail fast instead of deadlocking on the mutex. */
   private readonly current = new AsyncLocalStorage<SqliteTransaction>();
   private closed = false;
 
-  constructor(private readonly db: Database) {}
+  constructor(private readonly db: Database) {
+    const dataVersion = db.query<{ data_version: number }, []>("PRAGMA data_version");
+    this.clocks = new WriteClocks(() => (this.closed ? -1 : (dataVersion.get()?.data_version ?? -1)));
+    this.versions = { version: (table) => this.clocks.version(table) };
+  }
 
   private checkOpen(): void {
     if (this.closed) {
@@ -84,6 +139,7 @@ class SqliteDriver implements SqlDriver {
   /** Runs synchronously on the connection; callers hold the mutex (or are the transaction holding it). */
   runQuery<T>(sql: string, params: readonly SqlParam[]): T[] {
     this.checkOpen();
+    this.clocks.noteStatement(sql);
     try {
       return this.db.query(toSqlite(sql)).all(...bind(params)) as T[];
     } catch (error) {
@@ -93,6 +149,7 @@ class SqliteDriver implements SqlDriver {
 
   runExec(sql: string, params: readonly SqlParam[]): number {
     this.checkOpen();
+    this.clocks.noteStatement(sql);
     try {
       return this.db.query(toSqlite(sql)).run(...bind(params)).changes;
     } catch (error) {

@@ -1,9 +1,11 @@
+import { Database } from "bun:sqlite";
 import { afterAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { openStore, sqlitePathFor } from "../../manager/store/index.ts";
 import { openSqliteStore } from "../../manager/store/sqlite.ts";
+import type { Store } from "../../manager/store/store.ts";
 import { createMemoryLogger } from "../../shared/logger.ts";
 import { describeStoreContract } from "./contract.ts";
 
@@ -103,4 +105,105 @@ describe("sqlite store", () => {
       code: "KN-400",
     });
   });
+});
+
+describe("sqlite read cache", () => {
+  const T0 = "2026-01-02T03:04:05.000Z";
+  const tenantRow = (name: string, displayName: string | null = null) => ({
+    name,
+    displayName,
+    owners: ["alice@example.com"],
+    plan: null,
+    clusters: [],
+    labels: { tier: "gold" },
+    policySets: [],
+    createdAt: T0,
+    updatedAt: T0,
+    version: 1,
+  });
+
+  async function withFileStore(fn: (store: Store, path: string) => Promise<void>) {
+    const path = join(root, `cache-${++counter}`, "kubenova.db");
+    const store = await openSqliteStore({ path });
+    await store.migrate();
+    try {
+      await fn(store, path);
+    } finally {
+      await store.close();
+    }
+  }
+
+  test("a repeated read is served from memory, as the same frozen object", () =>
+    withFileStore(async (store) => {
+      await store.tenants.insert(tenantRow("acme"));
+      const first = await store.tenants.get("acme");
+      const second = await store.tenants.get("acme");
+      expect(second).toBe(first!);
+      expect(Object.isFrozen(first)).toBe(true);
+      expect(Object.isFrozen(first!.labels)).toBe(true);
+      expect(() => {
+        (first as { displayName: string | null }).displayName = "changed";
+      }).toThrow(TypeError);
+      const page = await store.tenants.list({ limit: 10 });
+      expect(await store.tenants.list({ limit: 10 })).toBe(page);
+    }));
+
+  test("a write through the store is seen by the next get and list", () =>
+    withFileStore(async (store) => {
+      const row = await store.tenants.insert(tenantRow("acme"));
+      await store.tenants.get("acme");
+      await store.tenants.list({ limit: 10 });
+      await store.tenants.update({ ...row, displayName: "Acme" });
+      expect((await store.tenants.get("acme"))?.displayName).toBe("Acme");
+      expect((await store.tenants.list({ limit: 10 })).items[0]?.displayName).toBe("Acme");
+      await store.transaction(async (tx) => {
+        await tx.tenants.insert(tenantRow("beta"));
+      });
+      expect((await store.tenants.list({ limit: 10 })).items.map((t) => t.name)).toEqual(["acme", "beta"]);
+      await store.tenants.delete("beta");
+      expect(await store.tenants.get("beta")).toBeNull();
+    }));
+
+  test("a rolled-back write leaves the committed row visible, never the rolled-back one", () =>
+    withFileStore(async (store) => {
+      const row = await store.tenants.insert(tenantRow("acme"));
+      await store.tenants.get("acme");
+      const failed = await store
+        .transaction(async (tx) => {
+          await tx.tenants.update({ ...row, displayName: "never" });
+          expect((await tx.tenants.get("acme"))?.displayName).toBe("never");
+          throw new Error("roll back");
+        })
+        .catch((error: unknown) => error);
+      expect(failed).toBeInstanceOf(Error);
+      expect((await store.tenants.get("acme"))?.displayName).toBeNull();
+    }));
+
+  test("a write by another connection to the same file is seen at once (PRAGMA data_version)", () =>
+    withFileStore(async (store, path) => {
+      await store.tenants.insert(tenantRow("acme"));
+      expect((await store.tenants.get("acme"))?.displayName).toBeNull();
+      const other = new Database(path);
+      try {
+        other.run("PRAGMA busy_timeout = 5000");
+        other.run(
+          "UPDATE tenants SET display_name = 'From elsewhere', version = version + 1 WHERE name = 'acme'",
+        );
+      } finally {
+        other.close();
+      }
+      expect(await store.tenants.get("acme")).toMatchObject({ displayName: "From elsewhere", version: 2 });
+    }));
+
+  test("a read inside a transaction is never cached", () =>
+    withFileStore(async (store) => {
+      const row = await store.tenants.insert(tenantRow("acme"));
+      const inside = await store.transaction(async (tx) => {
+        const read = await tx.tenants.get("acme");
+        await tx.tenants.update({ ...row, displayName: "Acme" });
+        return read;
+      });
+      expect(Object.isFrozen(inside)).toBe(false);
+      expect((await store.tenants.get("acme"))?.displayName).toBe("Acme");
+    }));
 });
