@@ -4,8 +4,8 @@ import { z } from "zod";
 import {
   LabelSelectorQuery,
   PageQuery,
-  pageOf,
   ProjectName,
+  pageOf,
   ResourceName,
   TenantName,
 } from "../../../shared/api/common.ts";
@@ -67,7 +67,9 @@ export function registerAppRoutes(app: ManagerApp, services: AppServices): void 
         : [];
       const page = await services.store.apps.list(
         { tenant, project },
-        { ...pageRequest(query), where: (a) => matchesLabels(selector, a.labels) },
+        selector.length > 0
+          ? { ...pageRequest(query), where: (a) => matchesLabels(selector, a.labels) }
+          : pageRequest(query),
       );
       return c.json(page, 200);
     },
