@@ -1,16 +1,38 @@
 /** Cross-cutting HTTP middleware: request ids and logs, body limits, content types, authentication. */
-import type { MiddlewareHandler } from "hono";
+import type { Context, MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { routePath } from "hono/route";
 import { Role } from "../../shared/api/models.ts";
 import { KubeNovaError } from "../../shared/errors.ts";
 import { uuidv7 } from "../../shared/ids.ts";
-import { inSpan, SpanKind } from "../../shared/tracing.ts";
 import type { Logger } from "../../shared/logger.ts";
+import { inSpan, SpanKind } from "../../shared/tracing.ts";
 import type { ManagerMetrics } from "../metrics.ts";
 import type { AppEnv, Principal, TokenVerifier } from "./context.ts";
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/**
+ * JSON text of frozen response bodies. The store's read cache hands out deep-frozen rows and pages that cannot
+ * change, so their serialization can be kept with them; it goes when they do (a WeakMap entry).
+ */
+const serializedBodies = new WeakMap<object, string>();
+
+function serializeFrozen(c: Context<AppEnv>): void {
+  const json = c.json.bind(c);
+  c.json = ((object: unknown, ...rest: unknown[]) => {
+    if (object === null || typeof object !== "object" || !Object.isFrozen(object)) {
+      return (json as (...args: unknown[]) => Response)(object, ...rest);
+    }
+    let text = serializedBodies.get(object);
+    if (text === undefined) {
+      text = JSON.stringify(object);
+      serializedBodies.set(object, text);
+    }
+    c.header("Content-Type", "application/json");
+    return (c.body as (...args: unknown[]) => Response)(text, ...rest);
+  }) as typeof c.json;
+}
 
 export function requestContext(logger: Logger, metrics?: ManagerMetrics): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
@@ -19,6 +41,7 @@ export function requestContext(logger: Logger, metrics?: ManagerMetrics): Middle
     const log = logger.child({ request_id: requestId });
     c.set("requestId", requestId);
     c.set("logger", log);
+    serializeFrozen(c);
     c.header("X-Request-Id", requestId);
     const started = performance.now();
     await inSpan(

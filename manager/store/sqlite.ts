@@ -87,6 +87,7 @@ class WriteClocks {
   private readonly tables = new Map<string, number>();
   private readonly targets = new Map<string, string | null>();
   private seenDataVersion: number | null = null;
+  private checkedThisTurn = false;
 
   constructor(private readonly dataVersion: () => number) {}
 
@@ -103,10 +104,17 @@ class WriteClocks {
   }
 
   version(table: string): number {
-    const current = this.dataVersion();
-    if (current !== this.seenDataVersion) {
-      this.seenDataVersion = current;
-      this.floor = ++this.clock;
+    // Once per event-loop turn: reads within one turn are concurrent with another process's commit anyway.
+    if (!this.checkedThisTurn) {
+      this.checkedThisTurn = true;
+      setImmediate(() => {
+        this.checkedThisTurn = false;
+      });
+      const current = this.dataVersion();
+      if (current !== this.seenDataVersion) {
+        this.seenDataVersion = current;
+        this.floor = ++this.clock;
+      }
     }
     return Math.max(this.floor, this.tables.get(table) ?? 0);
   }
