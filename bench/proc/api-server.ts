@@ -3,29 +3,42 @@
  * fixed JSON body; mode "app" is the Manager's Hono app (auth, routes, store) over a seeded SQLite file store.
  */
 import "reflect-metadata";
+import { createWriteStream } from "node:fs";
+import { dirname, join } from "node:path";
 import { createTokenSigner } from "../../manager/auth/signer.ts";
 import { createTokenVerifier } from "../../manager/auth/verifier.ts";
 import { createEnvelope, createKeyring } from "../../manager/crypto/envelope.ts";
 import { createApp } from "../../manager/http/app.ts";
 import { createCertificateAuthority } from "../../manager/pki/ca.ts";
 import { openSqliteStore } from "../../manager/store/sqlite.ts";
-import { createLogger } from "../../shared/logger.ts";
+import { batchedSink, createLogger } from "../../shared/logger.ts";
 import { childConfig, send, serveCommands } from "../lib.ts";
 
 const SECRET = "kubenova-bench-secret-that-is-long-enough-0123456789";
-const config = childConfig<{ mode: "bare" | "app"; dbPath: string; apps: number }>();
+const config = childConfig<{
+  mode: "bare" | "app";
+  dbPath: string;
+  apps?: number;
+  /** mode bare: the body to answer for each path. */
+  bodies?: Record<string, string>;
+}>();
 let token = "";
 let server: ReturnType<typeof Bun.serve>;
 
 if (config.mode === "bare") {
-  const body = JSON.stringify({ name: "acme", plan: "gold", owners: ["alice"], clusters: ["dc1"] });
+  const bodies = new Map(Object.entries(config.bodies ?? {}));
   server = Bun.serve({
     hostname: "127.0.0.1",
     port: 0,
-    fetch: () => new Response(body, { headers: { "content-type": "application/json" } }),
+    fetch: (request) =>
+      new Response(bodies.get(new URL(request.url).pathname) ?? "{}", {
+        headers: { "content-type": "application/json" },
+      }),
   });
 } else {
-  const logger = createLogger({ level: "error", sink: (line) => process.stderr.write(`${line}\n`) });
+  // As in production: an access line per request at level info (stdout there; a file here, stdout is our pipe).
+  const accessLog = createWriteStream(join(dirname(config.dbPath), "access.log"));
+  const logger = createLogger({ level: "info", sink: batchedSink((text) => accessLog.write(text)) });
   const store = await openSqliteStore({ path: config.dbPath, logger });
   await store.migrate();
   const common = { issuer: "kubenova", audience: "kubenova-api" };
@@ -65,7 +78,7 @@ if (config.mode === "bare") {
   await call("POST", "/api/v1/plans", { name: "gold", quotas: { cpu: "4", memory: "8Gi", pods: 50 } });
   await call("POST", "/api/v1/tenants", { name: "acme", plan: "gold", owners: ["alice"], clusters: ["dc1"] });
   await call("POST", "/api/v1/tenants/acme/projects", { name: "web", cluster: "dc1" });
-  for (let i = 0; i < config.apps; i++) {
+  for (let i = 0; i < (config.apps ?? 0); i++) {
     await call("POST", "/api/v1/tenants/acme/projects/web/apps", {
       name: `app-${i}`,
       spec: { components: [{ name: "web", type: "webservice", properties: { image: "nginx:1.27" } }] },
