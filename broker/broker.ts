@@ -10,6 +10,7 @@ import type { Logger } from "../shared/logger.ts";
 import { CLUSTER_ID_PATTERN, operatorMayPublish } from "../shared/topics.ts";
 import { type Identity, mayPublish, mayReceive, maySubscribe } from "./acl.ts";
 import { createTokenBucket, type TokenBucket } from "./rate-limit.ts";
+import { indexRetainedMessages } from "./retained.ts";
 
 export interface BrokerLimits {
   /** Largest PUBLISH payload accepted; larger ones are dropped and counted (DESIGN.md §3). */
@@ -192,6 +193,8 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
   const metrics = emptyMetrics();
   const revoked = new Set<string>();
   const sessions = new Map<Client, Session>();
+  /** The same sessions by clientId (several during a takeover), so a connect does not scan every session. */
+  const sessionsById = new Map<string, Set<Session>>();
   const listeners = new Set<ClientEventListener>();
   if (options.onClientConnected || options.onClientDisconnected) {
     listeners.add({ connected: options.onClientConnected, disconnected: options.onClientDisconnected });
@@ -218,7 +221,24 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
   }
 
   function liveSessionsOf(clientId: string): Session[] {
-    return [...sessions.values()].filter((s) => s.client.id === clientId && !s.client.closed);
+    return [...(sessionsById.get(clientId) ?? [])].filter((s) => !s.client.closed);
+  }
+
+  function addSession(session: Session): void {
+    sessions.set(session.client, session);
+    let same = sessionsById.get(session.client.id);
+    if (!same) {
+      same = new Set();
+      sessionsById.set(session.client.id, same);
+    }
+    same.add(session);
+  }
+
+  function removeSession(session: Session): void {
+    sessions.delete(session.client);
+    const same = sessionsById.get(session.client.id);
+    same?.delete(session);
+    if (same?.size === 0) sessionsById.delete(session.client.id);
   }
 
   function kick(session: Session, reason: DisconnectReason): void {
@@ -308,10 +328,10 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
       closeReason: null,
       expiryTimer: null,
     };
-    sessions.set(client, session);
+    addSession(session);
     client.conn.once("close", () => {
       if (session.expiryTimer) clearTimeout(session.expiryTimer);
-      sessions.delete(client);
+      removeSession(session);
     });
     armExpiry(session, validTo);
     metrics.connections.accepted++;
@@ -418,6 +438,9 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
     authorizeSubscribe,
     authorizeForward,
   });
+  if (!indexRetainedMessages((aedes as unknown as { persistence: unknown }).persistence)) {
+    log.warn("retained messages not indexed: every subscribe scans all of them", {});
+  }
 
   aedes.on("clientReady", (client) => {
     const session = sessions.get(client);

@@ -1,0 +1,73 @@
+/**
+ * @module broker/retained — retained messages indexed by topic. Aedes' in-memory persistence answers every
+ * SUBSCRIBE by testing each retained topic against each filter, so with one retained `presence` per cluster
+ * (DESIGN.md §3) every operator's subscribe scanned every cluster's presence: O(clusters) per connect and
+ * O(clusters²) for a reconnect storm. Operators subscribe to exact topics only (their own manager→operator
+ * channels, ACL in shared/topics.ts), which this index answers with one map lookup; wildcard filters (the
+ * Manager's `kubenova/v1/clusters/+/presence`, once at start) still scan.
+ */
+import type { Readable } from "node:stream";
+
+interface RetainedPacket {
+  topic: string;
+  payload: Buffer | Uint8Array;
+}
+
+/** The methods of aedes-persistence's in-memory implementation that hold retained messages. */
+interface RetainedMethods {
+  storeRetained(packet: RetainedPacket): Promise<void>;
+  createRetainedStream(pattern: string): Iterable<RetainedPacket> | Readable;
+  createRetainedStreamCombi(patterns: string[]): Iterable<RetainedPacket> | Readable;
+}
+
+const hasWildcard = (filter: string) => filter.includes("+") || filter.includes("#");
+
+/** MQTT-4.7.1 filter matching: `+` one level, `#` the rest; `$` topics never match a leading wildcard. */
+function matches(filter: string, topic: string): boolean {
+  if (topic.startsWith("$") && (filter.startsWith("+") || filter.startsWith("#"))) return false; // MQTT-4.7.2-1
+  const f = filter.split("/");
+  const t = topic.split("/");
+  for (let i = 0; i < f.length; i++) {
+    const level = f[i]!;
+    if (level === "#") return true;
+    if (i >= t.length || (level !== "+" && level !== t[i])) return false;
+  }
+  return f.length === t.length;
+}
+
+function* matching(retained: Map<string, RetainedPacket>, patterns: string[]): Generator<RetainedPacket> {
+  for (const pattern of patterns) {
+    if (!hasWildcard(pattern)) {
+      const packet = retained.get(pattern);
+      if (packet) yield packet;
+      continue;
+    }
+    for (const [topic, packet] of retained) if (matches(pattern, topic)) yield packet;
+  }
+}
+
+/**
+ * Replaces the retained-message methods of Aedes' default persistence (the instance `aedes.persistence`) with
+ * a topic-indexed map. Returns false, changing nothing, if the persistence is not the shape this was written
+ * for (another aedes-persistence version or a custom persistence), so the broker keeps working, only slower.
+ */
+export function indexRetainedMessages(persistence: unknown): boolean {
+  const inner = (persistence as { asyncPersistence?: Partial<RetainedMethods> } | null)?.asyncPersistence;
+  if (
+    !inner ||
+    typeof inner.storeRetained !== "function" ||
+    typeof inner.createRetainedStream !== "function" ||
+    typeof inner.createRetainedStreamCombi !== "function"
+  ) {
+    return false;
+  }
+  const retained = new Map<string, RetainedPacket>();
+  inner.storeRetained = async (packet) => {
+    // MQTT-3.3.1-10/11: an empty retained payload deletes the topic's retained message.
+    if (packet.payload.length === 0) retained.delete(packet.topic);
+    else retained.set(packet.topic, { ...packet });
+  };
+  inner.createRetainedStream = (pattern) => matching(retained, [pattern]);
+  inner.createRetainedStreamCombi = (patterns) => matching(retained, patterns);
+  return true;
+}
