@@ -9,7 +9,7 @@ import { type CommandClient, createCommandClient } from "./commands.ts";
 import { createDesiredDispatcher, type DesiredDispatcher } from "./dispatcher.ts";
 import { createIngest, type Ingest, type UsagePolicy } from "./ingest.ts";
 import { observeChangeLog } from "./notify.ts";
-import { patchCluster } from "./patch-cluster.ts";
+import { type ClusterWriter, createClusterWriter } from "./cluster-writer.ts";
 import { createPresenceTracker, type PresenceTracker } from "./presence.ts";
 
 export interface SyncChannelOptions {
@@ -24,6 +24,8 @@ export interface SyncChannelOptions {
   commandTimeoutMs?: number;
   usagePolicy?: UsagePolicy;
   batchMaxDelayMs?: number;
+  /** Presence and hello updates of cluster rows are committed together at most this often (default 100 ms). */
+  clusterWriteIntervalMs?: number;
   /** Keep this many change-log revisions per cluster; older ones are compacted hourly. */
   keepRevisions?: number;
   compactEveryMs?: number;
@@ -36,6 +38,8 @@ export interface SyncChannel {
   dispatcher: DesiredDispatcher;
   commands: CommandClient;
   ingest: Ingest;
+  /** The batched writer of cluster rows (presence, hello). */
+  clusterWriter: ClusterWriter;
   start(): Promise<void>;
   stop(): Promise<void>;
 }
@@ -43,9 +47,15 @@ export interface SyncChannel {
 export function createSyncChannel(options: SyncChannelOptions): SyncChannel {
   const clock = options.clock ?? (() => new Date());
   const log = options.logger.child({ adapter: "channel" });
+  const clusterWriter = createClusterWriter({
+    store: options.store,
+    logger: log,
+    ...(options.clusterWriteIntervalMs !== undefined ? { intervalMs: options.clusterWriteIntervalMs } : {}),
+  });
   const presence = createPresenceTracker({
     store: options.store,
     logger: log,
+    writer: clusterWriter,
     clock,
     ...(options.heartbeatIntervalMs ? { defaultHeartbeatIntervalMs: options.heartbeatIntervalMs } : {}),
     ...(options.staleAfterMissedHeartbeats
@@ -88,8 +98,8 @@ export function createSyncChannel(options: SyncChannelOptions): SyncChannel {
         operator: body.operatorVersion,
         ...(body.kubernetesVersion ? { kubernetes: body.kubernetesVersion } : {}),
       };
-      // Reconnect storms repeat the same hello: skip the (fsynced) write when nothing changed.
-      await patchCluster(options.store, clusterId, (row) =>
+      // Batched with presence; a reconnect storm repeats the same hello, which changes nothing.
+      await clusterWriter.patch(clusterId, (row) =>
         JSON.stringify(row.versions) === JSON.stringify(versions) &&
         JSON.stringify(row.capabilities) === JSON.stringify(body.capabilities)
           ? null
@@ -107,6 +117,7 @@ export function createSyncChannel(options: SyncChannelOptions): SyncChannel {
     dispatcher,
     commands,
     ingest,
+    clusterWriter,
     async start() {
       await presence.start();
       removeListener = options.bus.onEvent((event) => {
@@ -125,6 +136,7 @@ export function createSyncChannel(options: SyncChannelOptions): SyncChannel {
       await ingest.stop();
       await dispatcher.idle();
       await presence.stop();
+      await clusterWriter.stop();
     },
   };
 }

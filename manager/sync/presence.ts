@@ -9,8 +9,8 @@
  */
 import type { ClusterStatus } from "../../shared/api/models.ts";
 import type { Logger } from "../../shared/logger.ts";
-import type { Store } from "../store/store.ts";
-import { patchCluster } from "./patch-cluster.ts";
+import type { ClusterRow, Store, StoreTx } from "../store/store.ts";
+import { type ClusterWriter, createClusterWriter } from "./cluster-writer.ts";
 
 export type PresenceState = Extract<ClusterStatus, "connected" | "stale" | "offline" | "certificate_expired">;
 
@@ -25,6 +25,8 @@ export interface PresenceOptions {
   restartGraceMs?: number;
   /** `lastSeenAt` is written at most this often per cluster (every message would be a write storm). */
   lastSeenWriteIntervalMs?: number;
+  /** Where state and `lastSeenAt` changes are written (batched); default: a writer of its own on `store`. */
+  writer?: ClusterWriter;
   checkIntervalMs?: number;
   onChange?: (clusterId: string, from: ClusterStatus | null, to: PresenceState) => void;
 }
@@ -34,8 +36,6 @@ interface Entry {
   lastSeenMs: number;
   heartbeatIntervalMs: number;
   lastSeenWrittenMs: number;
-  /** The last pending write, so writes for one cluster happen in order. */
-  writing: Promise<void>;
 }
 
 export interface PresenceTracker {
@@ -49,7 +49,7 @@ export interface PresenceTracker {
   /** Evaluates staleness now (also runs on a timer once started). */
   check(): Promise<void>;
   start(): Promise<void>;
-  /** Resolves when every state write issued so far is done. */
+  /** Resolves when every state write issued so far is committed (or failed and was logged). */
   settled(): Promise<void>;
   stop(): Promise<void>;
 }
@@ -64,6 +64,7 @@ export function createPresenceTracker(options: PresenceOptions): PresenceTracker
   const grace = options.restartGraceMs ?? 60_000;
   const lastSeenEvery = options.lastSeenWriteIntervalMs ?? 15_000;
   const log = options.logger.child({ component: "presence" });
+  const writer = options.writer ?? createClusterWriter({ store: options.store, logger: options.logger });
   const entries = new Map<string, Entry>();
   let startedAtMs = clock().getTime(); // reset in start()
   let timer: ReturnType<typeof setInterval> | null = null;
@@ -71,41 +72,30 @@ export function createPresenceTracker(options: PresenceOptions): PresenceTracker
   const entry = (clusterId: string): Entry => {
     let e = entries.get(clusterId);
     if (!e) {
-      e = {
-        state: null,
-        lastSeenMs: 0,
-        heartbeatIntervalMs: defaultInterval,
-        lastSeenWrittenMs: 0,
-        writing: Promise.resolve(),
-      };
+      e = { state: null, lastSeenMs: 0, heartbeatIntervalMs: defaultInterval, lastSeenWrittenMs: 0 };
       entries.set(clusterId, e);
     }
     return e;
   };
 
-  /** Writes status/lastSeenAt; a concurrent update (hello, the API) is re-read, never overwritten. */
-  async function write(
-    clusterId: string,
-    patch: { status?: PresenceState; lastSeenAt?: string },
-  ): Promise<void> {
-    await patchCluster(options.store, clusterId, (row) => ({
-      ...patch,
-      ...(patch.status && patch.status !== row.status ? { statusReason: null } : {}),
-    }));
-  }
+  type StatePatch = { status?: PresenceState; lastSeenAt?: string };
 
-  function enqueueWrite(
-    clusterId: string,
-    e: Entry,
-    patch: { status?: PresenceState; lastSeenAt?: string },
-  ): void {
-    e.writing = e.writing
-      .then(() => write(clusterId, patch))
-      .catch((error) => log.warn("could not record presence", { cluster: clusterId, err: error as Error }));
+  /** The row change for a state patch: a status change clears the previous status reason. */
+  const rowChanges = (row: ClusterRow, patch: StatePatch): Partial<ClusterRow> => ({
+    ...patch,
+    ...(patch.status && patch.status !== row.status ? { statusReason: null } : {}),
+  });
+
+  // A failed write is logged by the writer, once per batch (as before, a lost state write is not retried).
+  const ignore = () => undefined;
+
+  /** Queues status/lastSeenAt; a concurrent update (hello, the API) is re-read in the writer, never overwritten. */
+  function enqueueWrite(clusterId: string, patch: StatePatch): void {
+    writer.patch(clusterId, (row) => rowChanges(row, patch)).catch(ignore);
   }
 
   /** Moves the in-memory state and returns the row patch to write, or null when nothing changed. */
-  function move(clusterId: string, e: Entry, to: PresenceState, reason: string) {
+  function move(clusterId: string, e: Entry, to: PresenceState, reason: string): StatePatch | null {
     if (e.state === to) return null;
     const from = e.state;
     e.state = to;
@@ -117,11 +107,11 @@ export function createPresenceTracker(options: PresenceOptions): PresenceTracker
 
   function transition(clusterId: string, e: Entry, to: PresenceState, reason: string): void {
     const patch = move(clusterId, e, to, reason);
-    if (patch) enqueueWrite(clusterId, e, patch);
+    if (patch) enqueueWrite(clusterId, patch);
   }
 
-  async function certificateExpired(clusterId: string): Promise<boolean> {
-    const certificates = await options.store.clusterCertificates.listForCluster(clusterId);
+  async function certificateExpired(tx: StoreTx, clusterId: string): Promise<boolean> {
+    const certificates = await tx.clusterCertificates.listForCluster(clusterId);
     if (certificates.length === 0) return false;
     const now = clock().getTime();
     return certificates.every((c) => Date.parse(c.notAfter) <= now);
@@ -135,19 +125,23 @@ export function createPresenceTracker(options: PresenceOptions): PresenceTracker
       if (e.state !== "connected") transition(clusterId, e, "connected", "message received");
       else if (e.lastSeenMs - e.lastSeenWrittenMs >= lastSeenEvery) {
         e.lastSeenWrittenMs = e.lastSeenMs;
-        enqueueWrite(clusterId, e, { lastSeenAt: new Date(e.lastSeenMs).toISOString() });
+        enqueueWrite(clusterId, { lastSeenAt: new Date(e.lastSeenMs).toISOString() });
       }
     },
     offline(clusterId, reason) {
       const e = entry(clusterId);
-      // Decided inside the write queue, so it lands after any earlier write for this cluster.
-      e.writing = e.writing
-        .then(async () => {
-          const expired = await certificateExpired(clusterId).catch(() => false);
-          const patch = move(clusterId, e, expired ? "certificate_expired" : "offline", reason);
-          if (patch) await write(clusterId, patch);
+      // Decided when the writer gets to it, after any earlier write for this cluster, and only once: the writer
+      // may call a patch again (version conflict), the transition must not happen twice.
+      let decided: { patch: StatePatch | null } | null = null;
+      writer
+        .patch(clusterId, async (row, tx) => {
+          if (decided === null) {
+            const expired = await certificateExpired(tx, clusterId).catch(() => false);
+            decided = { patch: move(clusterId, e, expired ? "certificate_expired" : "offline", reason) };
+          }
+          return decided.patch ? rowChanges(row, decided.patch) : null;
         })
-        .catch((error) => log.warn("could not record presence", { cluster: clusterId, err: error as Error }));
+        .catch(ignore);
     },
     stateOf: (clusterId) => entries.get(clusterId)?.state ?? null,
     counts() {
@@ -191,12 +185,13 @@ export function createPresenceTracker(options: PresenceOptions): PresenceTracker
       }, every);
     },
     async settled() {
-      await Promise.all([...entries.values()].map((e) => e.writing));
+      await writer.flush();
     },
     async stop() {
       if (timer) clearInterval(timer);
       timer = null;
-      await this.settled();
+      // A shared writer (the channel's) is stopped by its owner; ours is flushed.
+      await writer.flush();
     },
   };
 }
