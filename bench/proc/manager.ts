@@ -3,10 +3,11 @@
  * mode "manager": the Manager's channel as main.ts wires it (SQLite file store, embedded broker with the ACL and
  * revocation checks, bus, presence, dispatcher, ingest). mode "aedes": bare Aedes over mutual TLS, the baseline;
  * mode "tls": a bare mutual-TLS listener that closes each connection after the handshake (the handshake bound).
- * Commands (stdin): stats, gc, append (one desired change for every cluster), exit.
+ * Commands (stdin): stats, gc, heap (object counts by type), append (one desired change for every cluster), exit.
  */
 import "reflect-metadata";
 import tls from "node:tls";
+import { heapStats } from "bun:jsc";
 import { Aedes } from "aedes";
 import { createBroker } from "../../broker/broker.ts";
 import { createEmbeddedBus } from "../../manager/bus/embedded.ts";
@@ -131,9 +132,17 @@ if (config.mode === "tls") {
     }
     return { revision };
   };
-  channelStats = () => ({ dispatcher: channel.dispatcher.stats?.(), ingest: channel.ingest.stats?.() });
+  channelStats = () => ({
+    dispatcher: channel.dispatcher.stats(),
+    ingest: channel.ingest.stats(),
+    clusterWriter: channel.clusterWriter.stats(),
+    presence: channel.presence.counts(),
+    broker: broker.metrics,
+  });
 }
 
+// A graceful stop (stopServer) lets `--cpu-prof` write its profile.
+process.on("SIGTERM", () => process.exit(0));
 send({ type: "ready", port, pid: process.pid });
 
 await serveCommands(async (command) => {
@@ -143,6 +152,20 @@ await serveCommands(async (command) => {
       await Bun.sleep(100);
       Bun.gc(true);
       return { rss: process.memoryUsage().rss };
+    case "heap": {
+      // Live JS objects by type, largest counts first: what the process holds per connection.
+      Bun.gc(true);
+      const stats = heapStats();
+      const top = Object.entries(stats.objectTypeCounts)
+        .sort((a, b) => b[1] - a[1])
+        .slice(0, command.top ?? 40);
+      return {
+        heapSize: stats.heapSize,
+        objectCount: stats.objectCount,
+        top,
+        rss: process.memoryUsage().rss,
+      };
+    }
     case "stats":
       return { rss: process.memoryUsage().rss, cpu: process.cpuUsage(), ...channelStats() };
     case "append": {

@@ -3,7 +3,8 @@
  * code: `createOperatorLink` (mTLS MQTT client, hello, heartbeats, backoff), its own `openOutbox` (a SQLite file,
  * or in memory for the connection-count runs) and acks. Only the Kubernetes side is stubbed: applying a change
  * records the time and reports a `status` for it, as the operator's reconcilers do.
- * Commands: start, waitConnected, mark, waitResynced, report, waitApplied, exit.
+ * Commands: start, waitConnected, mark, waitResynced, report (`batch: true`: one `reportMany` per operator),
+ * waitApplied, exit.
  */
 import "reflect-metadata";
 import { join } from "node:path";
@@ -134,9 +135,28 @@ send({ type: "ready", pid: process.pid, count: sims.length });
 
 await serveCommands(async (command) => {
   switch (command.cmd) {
-    case "start":
-      for (const sim of sims) sim.link.start();
+    case "start": {
+      // `concurrency`: at most this many links started but not yet connected at once (as the raw baseline's
+      // bounded handshakes); without it every link starts at once and only its own backoff spreads them.
+      const concurrency = Number(command.concurrency ?? 0);
+      if (!(concurrency > 0)) {
+        for (const sim of sims) sim.link.start();
+        return {};
+      }
+      void (async () => {
+        let started = 0;
+        while (started < sims.length) {
+          let connecting = 0;
+          for (let i = 0; i < started; i++) if (!sims[i]!.link.stats().connected) connecting++;
+          while (connecting < concurrency && started < sims.length) {
+            sims[started++]!.link.start();
+            connecting++;
+          }
+          await Bun.sleep(10);
+        }
+      })();
       return {};
+    }
     case "waitConnected": {
       const t0 = Date.now();
       const connectedAt: number[] = new Array(sims.length).fill(0);
@@ -186,7 +206,13 @@ await serveCommands(async (command) => {
       const count = command.count as number;
       const t0 = Date.now();
       for (const [index, sim] of sims.entries()) {
-        for (let i = 0; i < count; i++) sim.link.report("usage", usage(reportSeq + i, index));
+        if (command.batch) {
+          // One usage collection's reports in one outbox transaction, as `reportMany` offers the collector.
+          const bodies = Array.from({ length: count }, (_, i) => ({ body: usage(reportSeq + i, index) }));
+          sim.link.reportMany("usage", bodies);
+        } else {
+          for (let i = 0; i < count; i++) sim.link.report("usage", usage(reportSeq + i, index));
+        }
       }
       reportSeq += count;
       const ok = await until((sim) => sim.outbox.stats().pending === 0, command.timeoutMs ?? 120_000);
