@@ -9,14 +9,10 @@ import { ROLES, type Role } from "./shared/api/models.ts";
 import { ConfigError, MANAGER_ENV, parseManagerConfig, parseOperatorConfig } from "./shared/config.ts";
 import { isKubeNovaError } from "./shared/errors.ts";
 import { createLogger } from "./shared/logger.ts";
-import { setupTelemetry } from "./shared/telemetry-sdk.ts";
 import { mkdir } from "node:fs/promises";
-import { parseBrokerConfig } from "./broker/config.ts";
-import { runBroker } from "./broker/main.ts";
-import { loadTokenKeys, startManager } from "./manager/main.ts";
-import { openStore } from "./manager/store/index.ts";
-import { runOperator } from "./operator/main.ts";
 import { KUBENOVA_VERSION } from "./shared/version.ts";
+// Each command imports what it runs when it runs: the operator never loads the Manager's HTTP stack, store
+// drivers, broker or tracing SDK (tens of MB of RSS it would carry for nothing; docs/benchmarks.md).
 
 const USAGE = `kubenova ${KUBENOVA_VERSION} — federated multi-datacenter CaaS/PaaS control plane
 
@@ -75,6 +71,7 @@ async function main(argv: string[]): Promise<void> {
       level: operatorConfig.KUBENOVA_LOG_LEVEL,
       base: { component: "operator" },
     });
+    const { runOperator } = await import("./operator/main.ts");
     const running = await runOperator(operatorConfig, logger);
     for (const signal of ["SIGINT", "SIGTERM"] as const) {
       process.once(signal, () => {
@@ -87,6 +84,8 @@ async function main(argv: string[]): Promise<void> {
     return;
   }
   if (command === "broker") {
+    const { parseBrokerConfig } = await import("./broker/config.ts");
+    const { runBroker } = await import("./broker/main.ts");
     const brokerConfig = parseBrokerConfig(process.env);
     const logger = createLogger({ level: brokerConfig.logLevel, base: { component: "broker" } });
     const running = await runBroker(brokerConfig, logger);
@@ -104,6 +103,8 @@ async function main(argv: string[]): Promise<void> {
   switch (command) {
     case "manager": {
       const logger = createLogger({ level: config.logLevel, base: { component: "manager" } });
+      const { setupTelemetry } = await import("./shared/telemetry-sdk.ts");
+      const { startManager } = await import("./manager/main.ts");
       setupTelemetry({ serviceName: "kubenova-manager", otlpEndpoint: config.otlpEndpoint });
       await startManager(config, logger, { handleSignals: true });
       return;
@@ -111,6 +112,7 @@ async function main(argv: string[]): Promise<void> {
     case "migrate": {
       const logger = createLogger({ level: config.logLevel, base: { component: "migrate" } });
       await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
+      const { openStore } = await import("./manager/store/index.ts");
       const store = await openStore({
         databaseUrl: config.databaseUrl ?? undefined,
         dataDir: config.dataDir,
@@ -126,6 +128,7 @@ async function main(argv: string[]): Promise<void> {
       const { loadOrCreateKeyring } = await import("./manager/crypto/keyring-file.ts");
       const { createEnvelope } = await import("./manager/crypto/envelope.ts");
       const { rotateKeys } = await import("./manager/crypto/rotate.ts");
+      const { openStore } = await import("./manager/store/index.ts");
       const store = await openStore({
         databaseUrl: config.databaseUrl ?? undefined,
         dataDir: config.dataDir,
@@ -171,6 +174,7 @@ async function main(argv: string[]): Promise<void> {
         base: { component: "token" },
         sink: (line) => process.stderr.write(`${line}\n`),
       });
+      const { loadTokenKeys } = await import("./manager/main.ts");
       const { signer } = await loadTokenKeys(config, logger);
       if (!signer)
         fail("no signing key: with KUBENOVA_JWT_JWKS set, KUBENOVA_JWT_SIGNING_KEY must name a private JWK");

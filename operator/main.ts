@@ -9,7 +9,7 @@ import { join } from "node:path";
 import type { OperatorEnv } from "../shared/config.ts";
 import type { Logger } from "../shared/logger.ts";
 import { KUBENOVA_VERSION } from "../shared/version.ts";
-import { OPERATOR_NAME } from "../manager/install/manifests.ts";
+import { OPERATOR_NAME } from "../manager/install/names.ts";
 import type { BodyOf } from "../shared/messages.ts";
 import { detectCapabilities } from "./capabilities.ts";
 import { createCommandHandler } from "./commands.ts";

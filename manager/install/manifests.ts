@@ -8,11 +8,15 @@ import { parse, stringify } from "yaml";
 import novaClusterConfigsCrd from "../../charts/operator/crds/novaclusterconfigs.yaml" with { type: "text" };
 import novaTenantsCrd from "../../charts/operator/crds/novatenants.yaml" with { type: "text" };
 
-export const OPERATOR_NAMESPACE = "kubenova-system";
-export const OPERATOR_NAME = "kubenova-operator";
-export const BOOTSTRAP_SECRET_NAME = "kubenova-bootstrap";
-export const OPERATOR_DATA_DIR = "/var/lib/kubenova";
-export const OPERATOR_HEALTH_PORT = 8081;
+import {
+  BOOTSTRAP_SECRET_NAME,
+  OPERATOR_DATA_DIR,
+  OPERATOR_HEALTH_PORT,
+  OPERATOR_NAME,
+  OPERATOR_NAMESPACE,
+} from "./names.ts";
+
+export { BOOTSTRAP_SECRET_NAME, OPERATOR_DATA_DIR, OPERATOR_HEALTH_PORT, OPERATOR_NAME, OPERATOR_NAMESPACE };
 
 /** A Kubernetes object as plain JSON. */
 export interface KubeManifest {
