@@ -3,7 +3,7 @@
  * (`group → versions`, the format of `hello.capabilities`) and the versions of the two add-ons KubeNova drives.
  * The Manager answers 422 for intents a cluster's capabilities cannot run.
  */
-import type { KubeClient } from "./kube/client-node.ts";
+import type { KubeClient } from "./kube/kube.ts";
 
 /** The API versions KubeNova writes (DESIGN.md §6): Capsule `Tenant` v1beta2, KubeVela `Application` v1beta1. */
 export const REQUIRED_APIS = {

@@ -9,7 +9,7 @@
 import { z } from "zod";
 import type { Logger } from "../shared/logger.ts";
 import type { CommandBody, ReplyBody } from "../shared/messages.ts";
-import { KubeApiError, type KubeClient } from "./kube/client-node.ts";
+import { KubeApiError, type KubeClient } from "./kube/kube.ts";
 import type { CommandHandler } from "./link/link.ts";
 
 type Reply = Omit<ReplyBody, "correlationId">;

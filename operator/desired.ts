@@ -9,7 +9,7 @@
  */
 import type { Logger } from "../shared/logger.ts";
 import type { BodyOf, DesiredChange } from "../shared/messages.ts";
-import { KubeApiError, type KubeClient, type KubeObject } from "./kube/client-node.ts";
+import { KubeApiError, type KubeClient, type KubeObject } from "./kube/kube.ts";
 import type { DesiredApplier, RevisionStore } from "./link/link.ts";
 
 export const NOVA_API_VERSION = "kubenova.io/v1alpha1";

@@ -23,7 +23,8 @@ import { reconcileTenant } from "./reconcilers/tenant.ts";
 import { createUsageCollector } from "./usage.ts";
 import { startWatches } from "./watches.ts";
 import { loadOrEnroll, type OperatorIdentity, scheduleRenewal } from "./identity.ts";
-import { createKubeClient, KubeApiError } from "./kube/client-node.ts";
+import { createKubeClient } from "./kube/http-client.ts";
+import { KubeApiError } from "./kube/kube.ts";
 import { createOperatorLink, type OperatorLink } from "./link/link.ts";
 import { openOutbox } from "./link/outbox.ts";
 

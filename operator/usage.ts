@@ -6,7 +6,7 @@
 import type { Logger } from "../shared/logger.ts";
 import type { UsageBody } from "../shared/messages.ts";
 import { addUsage, zeroUsage } from "../shared/usage.ts";
-import type { KubeClient, KubeObject } from "./kube/client-node.ts";
+import type { KubeClient, KubeObject } from "./kube/kube.ts";
 
 export const TENANT_LABEL = "kubenova.io/tenant";
 export const PROJECT_LABEL = "kubenova.io/project";

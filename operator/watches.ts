@@ -4,7 +4,7 @@
  * is retried until it is, so an operator starts on a bare cluster and catches up.
  */
 import type { Logger } from "../shared/logger.ts";
-import type { KubeClient, WatchHandle } from "./kube/client-node.ts";
+import type { KubeClient, WatchHandle } from "./kube/kube.ts";
 import { VELA_API_VERSION } from "./reconcilers/app.ts";
 import { watchTenantDrift } from "./reconcilers/drift.ts";
 import type { Controller } from "./reconcilers/runtime.ts";

@@ -12,7 +12,7 @@ import type { Logger } from "../../shared/logger.ts";
 import type { StatusBody } from "../../shared/messages.ts";
 import type { Helm } from "../helm.ts";
 import { HelmError } from "../helm.ts";
-import type { KubeClient, KubeObject } from "../kube/client-node.ts";
+import type { KubeClient, KubeObject } from "../kube/kube.ts";
 import { type ReconcileResult, TerminalError } from "./runtime.ts";
 
 export const NOVA_CLUSTER_CONFIG = { apiVersion: "kubenova.io/v1alpha1", kind: "NovaClusterConfig" } as const;

@@ -17,7 +17,7 @@
  */
 import type { Logger } from "../../shared/logger.ts";
 import type { StatusBody } from "../../shared/messages.ts";
-import { KubeApiError, type KubeClient, type KubeObject } from "../kube/client-node.ts";
+import { KubeApiError, type KubeClient, type KubeObject } from "../kube/kube.ts";
 import type { ReconcileResult } from "./runtime.ts";
 
 export const VELA_API_VERSION = "core.oam.dev/v1beta1";

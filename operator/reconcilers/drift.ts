@@ -10,7 +10,7 @@
  */
 import type { Logger } from "../../shared/logger.ts";
 import { NOVA_API_VERSION } from "../desired.ts";
-import type { KubeClient, WatchHandle } from "../kube/client-node.ts";
+import type { KubeClient, WatchHandle } from "../kube/kube.ts";
 import { MANAGED_KINDS, managedSelector, TENANT_LABEL } from "./tenant-objects.ts";
 
 export interface TenantDriftWatchOptions {

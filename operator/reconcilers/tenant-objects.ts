@@ -4,7 +4,7 @@
  * clocks, sorted keys and lists: the same spec always yields byte-identical objects, so re-applying them is a no-op
  * and a reconciler can compare them with the live state to decide whether to write at all.
  */
-import type { KubeObject } from "../kube/client-node.ts";
+import type { KubeObject } from "../kube/kube.ts";
 
 export const MANAGED_BY = "app.kubernetes.io/managed-by";
 export const TENANT_LABEL = "kubenova.io/tenant";

@@ -15,7 +15,7 @@
 import type { Logger } from "../../shared/logger.ts";
 import type { StatusBody } from "../../shared/messages.ts";
 import { NOVA_API_VERSION } from "../desired.ts";
-import { KubeApiError, type KubeClient, type KubeObject, type KubeRef } from "../kube/client-node.ts";
+import { KubeApiError, type KubeClient, type KubeObject, type KubeRef } from "../kube/kube.ts";
 import { type ReconcileResult, TerminalError } from "./runtime.ts";
 import {
   CAPSULE_API_VERSION,

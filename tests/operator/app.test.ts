@@ -7,12 +7,8 @@ import { afterEach, describe, expect, test } from "bun:test";
 import path from "node:path";
 import { detectCapabilities } from "../../operator/capabilities.ts";
 import { createDesiredApplier } from "../../operator/desired.ts";
-import {
-  createKubeClient,
-  KubeApiError,
-  type KubeClient,
-  type KubeObject,
-} from "../../operator/kube/client-node.ts";
+import { createKubeClient } from "../../operator/kube/http-client.ts";
+import { KubeApiError, type KubeClient, type KubeObject } from "../../operator/kube/kube.ts";
 import {
   type AppMemory,
   createAppMemory,

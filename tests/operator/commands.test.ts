@@ -1,7 +1,7 @@
 /** The operator's command handler against the in-memory API server: TokenRequest, argument checks, routing. */
 import { expect, test } from "bun:test";
 import { createCommandHandler } from "../../operator/commands.ts";
-import { createKubeClient } from "../../operator/kube/client-node.ts";
+import { createKubeClient } from "../../operator/kube/http-client.ts";
 import { createMemoryLogger } from "../../shared/logger.ts";
 import type { CommandBody } from "../../shared/messages.ts";
 import { type KubeApiServer, startKubeApiServer } from "../kube-api/server.ts";

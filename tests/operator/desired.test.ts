@@ -1,7 +1,8 @@
 /** The desired layer: an app waits for its project's namespace; a missing one for good is retryable, not refused. */
 import { expect, test } from "bun:test";
 import { createDesiredApplier } from "../../operator/desired.ts";
-import { createKubeClient, KubeApiError } from "../../operator/kube/client-node.ts";
+import { createKubeClient } from "../../operator/kube/http-client.ts";
+import { KubeApiError } from "../../operator/kube/kube.ts";
 import { createMemoryLogger } from "../../shared/logger.ts";
 import type { DesiredChange } from "../../shared/messages.ts";
 import { startKubeApiServer } from "../kube-api/server.ts";

@@ -4,7 +4,8 @@
  */
 import { afterEach, expect, test } from "bun:test";
 import { NOVA_API_VERSION } from "../../operator/desired.ts";
-import { createKubeClient, type WatchHandle } from "../../operator/kube/client-node.ts";
+import { createKubeClient } from "../../operator/kube/http-client.ts";
+import type { WatchHandle } from "../../operator/kube/kube.ts";
 import { watchTenantDrift } from "../../operator/reconcilers/drift.ts";
 import { type Controller, createController } from "../../operator/reconcilers/runtime.ts";
 import { reconcileTenant } from "../../operator/reconcilers/tenant.ts";

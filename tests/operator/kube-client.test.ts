@@ -1,6 +1,7 @@
 /** The operator's Kubernetes adapter against the in-memory API server: apply, status, watch, TokenRequest. */
 import { expect, test } from "bun:test";
-import { createKubeClient, KubeApiError, type KubeObject } from "../../operator/kube/client-node.ts";
+import { createKubeClient } from "../../operator/kube/http-client.ts";
+import { KubeApiError, type KubeObject } from "../../operator/kube/kube.ts";
 import { startKubeApiServer } from "../kube-api/server.ts";
 import { waitFor } from "../sync/fixtures.ts";
 
@@ -97,3 +98,39 @@ test("a watch resumes after the stream drops and relists after 410 Gone, missing
     await server.close();
   }
 });
+
+test("lists and relists page by page and miss nothing; a deletion found by a relist carries labels", async () => {
+  const server = await startKubeApiServer({ namespaces: ["p"], watchHistorySize: 5 });
+  const kube = createKubeClient({ kubeconfig: server.kubeconfig() });
+  try {
+    const put = (name: string) =>
+      kube.apply({
+        apiVersion: "v1",
+        kind: "ConfigMap",
+        metadata: { name, namespace: "p", labels: { "kubenova.io/tenant": `owner-of-${name}` } },
+      });
+    for (let i = 0; i < 1_100; i++) await put(`cm${String(i).padStart(4, "0")}`); // three pages of 500
+    const listed = await kube.list("v1", "ConfigMap", { namespace: "p" });
+    expect(listed.filter((o) => o.metadata.name.startsWith("cm")).length).toBe(1_100);
+    expect(new Set(listed.map((o) => o.metadata.name)).size).toBe(listed.length);
+
+    const added = new Set<string>();
+    const deleted: Array<{ name: string; tenant: string | undefined }> = [];
+    const handle = await kube.watch("v1", "ConfigMap", { namespace: "p" }, (type, object) => {
+      if (type === "ADDED") added.add(object.metadata.name);
+      if (type === "DELETED") {
+        deleted.push({ name: object.metadata.name, tenant: object.metadata.labels?.["kubenova.io/tenant"] });
+      }
+    });
+    expect([...added].filter((n) => n.startsWith("cm")).length).toBe(1_100);
+    // Missed while the stream is down and the history too short: the relist reports the deletion.
+    server.faults.dropWatches();
+    await kube.delete({ apiVersion: "v1", kind: "ConfigMap", namespace: "p", name: "cm0007" });
+    for (let i = 0; i < 12; i++) await put(`later${i}`);
+    await waitFor("the deletion", () => deleted.some((d) => d.name === "cm0007"), 15_000);
+    expect(deleted).toContainEqual({ name: "cm0007", tenant: "owner-of-cm0007" });
+    handle.stop();
+  } finally {
+    await server.close();
+  }
+}, 60_000);

@@ -5,13 +5,14 @@
  */
 import { afterEach, expect, test } from "bun:test";
 import { NOVA_API_VERSION } from "../../operator/desired.ts";
-import { createKubeClient, type KubeClient, type KubeObject } from "../../operator/kube/client-node.ts";
+import { createKubeClient } from "../../operator/kube/http-client.ts";
+import type { KubeClient, KubeObject } from "../../operator/kube/kube.ts";
 import { TerminalError } from "../../operator/reconcilers/runtime.ts";
 import { reconcileTenant, type TenantReconcilerDeps } from "../../operator/reconcilers/tenant.ts";
 import { createMemoryLogger } from "../../shared/logger.ts";
 import type { StatusBody } from "../../shared/messages.ts";
-import { waitFor } from "../kube-api/testing.ts";
 import { type KubeApiServer, startKubeApiServer } from "../kube-api/server.ts";
+import { waitFor } from "../kube-api/testing.ts";
 
 const CAPSULE = "capsule.clastix.io/v1beta2";
 const RBAC = "rbac.authorization.k8s.io/v1";

@@ -1,6 +1,7 @@
 /** The usage collector against the in-memory API server, with numbers computed by hand. */
 import { expect, test } from "bun:test";
-import { createKubeClient, type KubeObject } from "../../operator/kube/client-node.ts";
+import { createKubeClient } from "../../operator/kube/http-client.ts";
+import type { KubeObject } from "../../operator/kube/kube.ts";
 import {
   compareQuantities,
   createUsageCollector,
