@@ -7,7 +7,7 @@ import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { enroll, type EnrolmentResult, renew } from "../shared/enrolment-client.ts";
 import type { Logger } from "../shared/logger.ts";
-import { exportPrivateKeyPem, generateKeyPair, importPrivateKeyPem } from "../shared/pki.ts";
+import { exportPrivateKeyPem, generateKeyPair, importPrivateKeyPem } from "../shared/csr.ts";
 
 export interface OperatorIdentity {
   clusterId: string;

@@ -3,30 +3,29 @@
  * mutual TLS, records desired state in its cluster, keeps reports in its outbox until acknowledged, renews its
  * certificate, and serves /healthz, /readyz and /stats. Dependencies are built here once and passed in.
  */
-import "reflect-metadata";
 import { mkdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
+import { OPERATOR_NAME } from "../manager/install/names.ts";
 import type { OperatorEnv } from "../shared/config.ts";
 import type { Logger } from "../shared/logger.ts";
-import { KUBENOVA_VERSION } from "../shared/version.ts";
-import { OPERATOR_NAME } from "../manager/install/names.ts";
 import type { BodyOf } from "../shared/messages.ts";
+import { KUBENOVA_VERSION } from "../shared/version.ts";
 import { detectCapabilities } from "./capabilities.ts";
 import { createCommandHandler } from "./commands.ts";
 import { configMapRevisionStore, createDesiredApplier } from "./desired.ts";
 import { createHelm } from "./helm.ts";
-import { createOperatorMetrics } from "./metrics.ts";
-import { reconcileAddons } from "./reconcilers/addons.ts";
-import { createAppReconciler } from "./reconcilers/app.ts";
-import { type ReconcileOutcome, createController } from "./reconcilers/runtime.ts";
-import { reconcileTenant } from "./reconcilers/tenant.ts";
-import { createUsageCollector } from "./usage.ts";
-import { startWatches } from "./watches.ts";
 import { loadOrEnroll, type OperatorIdentity, scheduleRenewal } from "./identity.ts";
 import { createKubeClient } from "./kube/http-client.ts";
 import { KubeApiError } from "./kube/kube.ts";
 import { createOperatorLink, type OperatorLink } from "./link/link.ts";
 import { openOutbox } from "./link/outbox.ts";
+import { createOperatorMetrics } from "./metrics.ts";
+import { reconcileAddons } from "./reconcilers/addons.ts";
+import { createAppReconciler } from "./reconcilers/app.ts";
+import { createController, type ReconcileOutcome } from "./reconcilers/runtime.ts";
+import { reconcileTenant } from "./reconcilers/tenant.ts";
+import { createUsageCollector } from "./usage.ts";
+import { startWatches } from "./watches.ts";
 
 export interface RunningOperator {
   link: OperatorLink;

@@ -4,10 +4,8 @@
  * current identity with a proof of possession (compact JWS, ES256, `x5c` = the current certificate). The private
  * keys never leave the caller. Standard fetch and WebCrypto only.
  */
-// @peculiar/x509 needs the metadata polyfill loaded before it (NOTES.md).
-import "reflect-metadata";
-import * as x509 from "@peculiar/x509";
-import { createCsr } from "./pki.ts";
+// csr.ts, not pki.ts: the operator's enrolment must not load @peculiar/x509 (its RSS budget, docs/benchmarks.md).
+import { createCsr, fromPem } from "./csr.ts";
 
 export interface EnrolmentResult {
   clusterId: string;
@@ -90,7 +88,7 @@ export async function createRenewalProof(options: {
   now?: Date;
   lifetimeSeconds?: number;
 }): Promise<string> {
-  const der = new x509.X509Certificate(options.currentCertPem).rawData;
+  const der = fromPem(options.currentCertPem, "CERTIFICATE");
   const iat = Math.floor((options.now ?? new Date()).getTime() / 1000);
   const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(options.csrPem));
   const header = { alg: "ES256", typ: "kubenova-renewal+jwt", x5c: [Buffer.from(der).toString("base64")] };

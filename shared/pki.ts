@@ -7,44 +7,14 @@ import * as x509 from "@peculiar/x509";
 
 x509.cryptoProvider.set(crypto);
 
-export const EC_ALGORITHM = { name: "ECDSA", namedCurve: "P-256", hash: "SHA-256" } as const;
-
-export function generateKeyPair(): Promise<CryptoKeyPair> {
-  return crypto.subtle.generateKey(EC_ALGORITHM, true, ["sign", "verify"]) as Promise<CryptoKeyPair>;
-}
-
-function toPem(der: ArrayBuffer, label: string): string {
-  const b64 = Buffer.from(der).toString("base64");
-  return `-----BEGIN ${label}-----\n${b64.match(/.{1,64}/g)!.join("\n")}\n-----END ${label}-----\n`;
-}
-
-function fromPem(pem: string, label: string): Uint8Array<ArrayBuffer> {
-  const match = pem.match(new RegExp(`-----BEGIN ${label}-----([\\s\\S]+?)-----END ${label}-----`));
-  if (!match) throw new Error(`not a PEM ${label}`);
-  const bytes = Buffer.from(match[1]!.replace(/\s+/g, ""), "base64");
-  return new Uint8Array(
-    bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer,
-  );
-}
-
-export async function exportPrivateKeyPem(key: CryptoKey): Promise<string> {
-  return toPem(await crypto.subtle.exportKey("pkcs8", key), "PRIVATE KEY");
-}
-
-/** Imports a PKCS#8 P-256 private key; `extractable` only where it must be stored again. */
-export async function importPrivateKeyPem(pem: string, extractable = false): Promise<CryptoKey> {
-  return crypto.subtle.importKey("pkcs8", fromPem(pem, "PRIVATE KEY"), EC_ALGORITHM, extractable, ["sign"]);
-}
-
-/** A PKCS#10 request whose subject is `CN=<commonName>`, signed by the key pair it certifies. */
-export async function createCsr(options: { commonName: string; keys: CryptoKeyPair }): Promise<string> {
-  const csr = await x509.Pkcs10CertificateRequestGenerator.create({
-    name: [{ CN: [options.commonName] }],
-    keys: options.keys,
-    signingAlgorithm: EC_ALGORITHM,
-  });
-  return csr.toString("pem");
-}
+// Keys, PEM and CSRs live in csr.ts, free of @peculiar/x509, so the operator can enrol without loading it.
+export {
+  createCsr,
+  EC_ALGORITHM,
+  exportPrivateKeyPem,
+  generateKeyPair,
+  importPrivateKeyPem,
+} from "./csr.ts";
 
 export interface CertificateInfo {
   subjectCommonName: string | null;
