@@ -1,7 +1,16 @@
 /**
  * The operator's durable outbox (DESIGN.md §3): every report is written here before it is published and
  * deleted only when the Manager's `acks` says the row is committed. bun:sqlite in WAL mode with
- * `synchronous = FULL`, so a report that was enqueued survives a crash or power loss.
+ * `synchronous = FULL`, so a report that was enqueued survives a crash or power loss: every enqueue commit
+ * (one report, or a batch in one transaction) fsyncs the WAL before it returns.
+ *
+ * Only enqueues need that fsync. Marking rows sent and deleting acknowledged rows commit with
+ * `synchronous = NORMAL` (no fsync; the next enqueue's fsync or a checkpoint makes them durable): losing one of
+ * those to a power cut only means a report is sent again, which the Manager's unique keys absorb. WAL frames are
+ * checksummed, so an unsynced tail is rolled back whole, never half-applied.
+ *
+ * Row counts (the bound, `stats()`) are kept in memory, loaded at open and maintained by every write, so an
+ * enqueue does not count the table and `stats()` costs nothing; one process owns an outbox file.
  *
  * Bounded, with a fixed shedding policy when full: events are shed first (oldest first) and counted; a newer
  * status for the same object replaces the older unsent one (only the latest status matters); usage is never shed —
@@ -40,15 +49,22 @@ export interface OutboxOptions {
   now?: () => number;
 }
 
+export interface OutboxInput {
+  id: string;
+  channel: Channel;
+  reportClass: ReportClass;
+  coalesceKey?: string | null;
+  payload: string;
+}
+
 export interface Outbox {
   /** Durably stores a report; returns false only when an event was shed instead of stored. */
-  enqueue(row: {
-    id: string;
-    channel: Channel;
-    reportClass: ReportClass;
-    coalesceKey?: string | null;
-    payload: string;
-  }): boolean;
+  enqueue(row: OutboxInput): boolean;
+  /**
+   * Durably stores several reports in one transaction (one fsync), in order, with the same bound, shedding and
+   * coalescing as one `enqueue` each; all or none are stored. Returns `enqueue`'s answer per row.
+   */
+  enqueueMany(rows: readonly OutboxInput[]): boolean[];
   /** Oldest first, at most `limit`, skipping rows sent less than `resendAfterMs` ago. */
   due(limit: number, resendAfterMs: number): OutboxRow[];
   markSent(ids: string[]): void;
@@ -83,7 +99,6 @@ export function openOutbox(options: OutboxOptions): Outbox {
   db.exec("PRAGMA busy_timeout = 5000");
   db.exec(SCHEMA);
 
-  const count = db.query<{ n: number }, []>("SELECT count(*) AS n FROM outbox");
   const countByClass = db.query<{ report_class: ReportClass; n: number }, []>(
     "SELECT report_class, count(*) AS n FROM outbox GROUP BY report_class",
   );
@@ -99,8 +114,8 @@ export function openOutbox(options: OutboxOptions): Outbox {
   const bump = db.query(
     "INSERT INTO outbox_counters (name, value) VALUES ($name, $by) ON CONFLICT (name) DO UPDATE SET value = value + $by",
   );
-  const counter = db.query<{ value: number }, { name: string }>(
-    "SELECT value FROM outbox_counters WHERE name = $name",
+  const counterRows = db.query<{ name: string; value: number }, []>(
+    "SELECT name, value FROM outbox_counters",
   );
   const due = db.query<
     {
@@ -118,44 +133,102 @@ export function openOutbox(options: OutboxOptions): Outbox {
      WHERE last_sent_at IS NULL OR last_sent_at <= $cutoff ORDER BY seq LIMIT $limit`,
   );
   const markSent = db.query("UPDATE outbox SET attempts = attempts + 1, last_sent_at = $at WHERE id = $id");
-  const remove = db.query("DELETE FROM outbox WHERE id = $id");
-
-  const enqueue = db.transaction(
-    (row: {
-      id: string;
-      channel: Channel;
-      reportClass: ReportClass;
-      coalesceKey: string | null;
-      payload: string;
-    }) => {
-      if (row.reportClass === "status" && row.coalesceKey) {
-        const replaced = dropCoalesced.run({ key: row.coalesceKey }).changes;
-        if (replaced > 0) bump.run({ name: "coalesced_status", by: replaced });
-      }
-      let size = count.get()!.n;
-      while (size >= options.maxRows) {
-        const victim = oldestEvent.get();
-        if (!victim) break;
-        deleteSeq.run({ seq: victim.seq });
-        bump.run({ name: "shed_events", by: 1 });
-        size--;
-      }
-      if (size >= options.maxRows) {
-        if (row.reportClass === "event") {
-          bump.run({ name: "shed_events", by: 1 });
-          return false;
-        }
-        if (row.reportClass === "usage") bump.run({ name: "overflow_usage", by: 1 });
-      }
-      insert.run({ ...row, createdAt: now() });
-      return true;
-    },
+  const remove = db.query<{ report_class: ReportClass }, { id: string }>(
+    "DELETE FROM outbox WHERE id = $id RETURNING report_class",
   );
 
-  const readCounter = (name: string) => counter.get({ name })?.value ?? 0;
+  // What the table holds, kept in step with every write below (and reloaded if a transaction fails).
+  const byClass: Record<ReportClass, number> = { usage: 0, status: 0, event: 0, other: 0 };
+  const counters = { shed_events: 0, coalesced_status: 0, overflow_usage: 0 };
+  let size = 0;
+  function load(): void {
+    for (const key of Object.keys(byClass) as ReportClass[]) byClass[key] = 0;
+    size = 0;
+    for (const { report_class, n } of countByClass.all()) {
+      byClass[report_class] = n;
+      size += n;
+    }
+    for (const key of Object.keys(counters) as Array<keyof typeof counters>) counters[key] = 0;
+    for (const { name, value } of counterRows.all()) {
+      if (Object.hasOwn(counters, name)) counters[name as keyof typeof counters] = value;
+    }
+  }
+  load();
+  const count = (name: keyof typeof counters, by: number) => {
+    bump.run({ name, by });
+    counters[name] += by;
+  };
+
+  function enqueueOne(row: OutboxInput): boolean {
+    const coalesceKey = row.coalesceKey ?? null;
+    if (row.reportClass === "status" && coalesceKey) {
+      const replaced = dropCoalesced.run({ key: coalesceKey }).changes;
+      if (replaced > 0) {
+        count("coalesced_status", replaced);
+        byClass.status -= replaced;
+        size -= replaced;
+      }
+    }
+    while (size >= options.maxRows) {
+      const victim = oldestEvent.get();
+      if (!victim) break;
+      deleteSeq.run({ seq: victim.seq });
+      count("shed_events", 1);
+      byClass.event--;
+      size--;
+    }
+    if (size >= options.maxRows) {
+      if (row.reportClass === "event") {
+        count("shed_events", 1);
+        return false;
+      }
+      if (row.reportClass === "usage") count("overflow_usage", 1);
+    }
+    const added = insert.run({
+      id: row.id,
+      channel: row.channel,
+      reportClass: row.reportClass,
+      coalesceKey,
+      payload: row.payload,
+      createdAt: now(),
+    }).changes;
+    byClass[row.reportClass] += added;
+    size += added;
+    return true;
+  }
+
+  /** Runs a write transaction; if it fails, the in-memory counts are reloaded from what was committed. */
+  function write<A extends unknown[], R>(fn: (...args: A) => R): (...args: A) => R {
+    const tx = db.transaction(fn);
+    return (...args) => {
+      try {
+        return tx.immediate(...args);
+      } catch (error) {
+        load();
+        throw error;
+      }
+    };
+  }
+
+  /** A write whose loss on power failure is harmless (a resend): committed without waiting for an fsync. */
+  function relaxed<A extends unknown[], R>(fn: (...args: A) => R): (...args: A) => R {
+    const run = write(fn);
+    return (...args) => {
+      db.exec("PRAGMA synchronous = NORMAL");
+      try {
+        return run(...args);
+      } finally {
+        db.exec("PRAGMA synchronous = FULL");
+      }
+    };
+  }
+
+  const enqueue = write(enqueueOne);
+  const enqueueMany = write((rows: readonly OutboxInput[]) => rows.map(enqueueOne));
 
   return {
-    enqueue: (row) => enqueue.immediate({ ...row, coalesceKey: row.coalesceKey ?? null }),
+    enqueue,
+    enqueueMany: (rows) => (rows.length === 0 ? [] : enqueueMany(rows)),
     due: (limit, resendAfterMs) =>
       due.all({ cutoff: now() - resendAfterMs, limit }).map((r) => ({
         id: r.id,
@@ -166,26 +239,28 @@ export function openOutbox(options: OutboxOptions): Outbox {
         createdAt: r.created_at,
         attempts: r.attempts,
       })),
-    markSent: db.transaction((ids: string[]) => {
+    markSent: relaxed((ids: string[]) => {
       const at = now();
       for (const id of ids) markSent.run({ id, at });
     }),
-    ack: db.transaction((ids: string[]) => {
+    ack: relaxed((ids: string[]) => {
       let removed = 0;
-      for (const id of ids) removed += remove.run({ id }).changes;
+      for (const id of ids) {
+        const row = remove.get({ id });
+        if (!row) continue;
+        byClass[row.report_class]--;
+        size--;
+        removed++;
+      }
       return removed;
     }),
-    stats: () => {
-      const byClass: Record<ReportClass, number> = { usage: 0, status: 0, event: 0, other: 0 };
-      for (const { report_class, n } of countByClass.all()) byClass[report_class] = n;
-      return {
-        pending: count.get()!.n,
-        byClass,
-        shedEvents: readCounter("shed_events"),
-        coalescedStatus: readCounter("coalesced_status"),
-        overflowUsage: readCounter("overflow_usage"),
-      };
-    },
+    stats: () => ({
+      pending: size,
+      byClass: { ...byClass },
+      shedEvents: counters.shed_events,
+      coalescedStatus: counters.coalesced_status,
+      overflowUsage: counters.overflow_usage,
+    }),
     close: () => db.close(),
   };
 }

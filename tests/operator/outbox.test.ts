@@ -86,6 +86,72 @@ describe("outbox", () => {
     outbox.close();
   });
 
+  test("enqueueMany stores a batch in order in one transaction, with the bound, shedding and coalescing", async () => {
+    const path = await tempPath();
+    let outbox = openOutbox({ path, maxRows: 4 });
+    const ids = Array.from({ length: 6 }, () => uuidv7());
+    const stored = outbox.enqueueMany([
+      { id: ids[0]!, channel: "events", reportClass: "event", payload: "e0" },
+      { id: ids[1]!, channel: "status", reportClass: "status", coalesceKey: "app/a", payload: "s1" },
+      { id: ids[2]!, channel: "status", reportClass: "status", coalesceKey: "app/a", payload: "s2" },
+      { id: ids[3]!, channel: "usage", reportClass: "usage", payload: "u3" },
+      { id: ids[4]!, channel: "usage", reportClass: "usage", payload: "u4" },
+      { id: ids[5]!, channel: "usage", reportClass: "usage", payload: "u5" },
+    ]);
+    // s2 replaced s1; u5 needed room, so the event went.
+    expect(stored).toEqual([true, true, true, true, true, true]);
+    expect(outbox.due(10, 0).map((r) => r.payload)).toEqual(["s2", "u3", "u4", "u5"]);
+    const stats = outbox.stats();
+    expect(stats).toEqual({
+      pending: 4,
+      byClass: { usage: 3, status: 1, event: 0, other: 0 },
+      shedEvents: 1,
+      coalescedStatus: 1,
+      overflowUsage: 0,
+    });
+    expect(
+      outbox.enqueueMany([{ id: uuidv7(), channel: "events", reportClass: "event", payload: "e" }]),
+    ).toEqual([false]);
+    expect(outbox.enqueueMany([])).toEqual([]);
+    outbox.close();
+    // The counts kept in memory are what the file holds.
+    outbox = openOutbox({ path, maxRows: 4 });
+    expect(outbox.stats()).toEqual({ ...stats, shedEvents: 2 });
+    outbox.close();
+  });
+
+  test("a batch that fails stores nothing and leaves the counts as committed", async () => {
+    const outbox = openOutbox({ path: await tempPath(), maxRows: 100 });
+    outbox.enqueue({ id: uuidv7(), channel: "usage", reportClass: "usage", payload: "kept" });
+    expect(() =>
+      outbox.enqueueMany([
+        { id: uuidv7(), channel: "usage", reportClass: "usage", payload: "rolled back" },
+        // NOT NULL payload: the statement fails half-way through the batch.
+        { id: uuidv7(), channel: "usage", reportClass: "usage", payload: null as unknown as string },
+      ]),
+    ).toThrow();
+    expect(outbox.stats()).toMatchObject({ pending: 1, byClass: { usage: 1 } });
+    expect(outbox.due(10, 0).map((r) => r.payload)).toEqual(["kept"]);
+    outbox.close();
+  });
+
+  test("acks and sends keep the counts exact; enqueues after them are still durable across reopen", async () => {
+    const path = await tempPath();
+    let outbox = openOutbox({ path, maxRows: 100 });
+    const ids = Array.from({ length: 10 }, () => uuidv7());
+    outbox.enqueueMany(ids.map((id) => ({ id, channel: "usage", reportClass: "usage", payload: id })));
+    outbox.markSent(ids.slice(0, 5));
+    expect(outbox.ack([...ids.slice(0, 3), ids[0]!, uuidv7()])).toBe(3);
+    const late = uuidv7();
+    outbox.enqueue({ id: late, channel: "events", reportClass: "event", payload: late });
+    expect(outbox.stats()).toMatchObject({ pending: 8, byClass: { usage: 7, event: 1 } });
+    outbox.close();
+    outbox = openOutbox({ path, maxRows: 100 });
+    expect(outbox.stats()).toMatchObject({ pending: 8, byClass: { usage: 7, event: 1 } });
+    expect(outbox.due(100, 60_000).map((r) => r.id)).toEqual([...ids.slice(5), late]);
+    outbox.close();
+  });
+
   test("SIGKILL while writing, 20 times: the outbox opens and no committed report is lost", async () => {
     const path = await tempPath();
     const committed = new Set<string>();
