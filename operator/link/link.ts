@@ -19,7 +19,7 @@ import {
   type ReplyBody,
 } from "../../shared/messages.ts";
 import { type Channel, MANAGER_TO_OPERATOR, parseTopic, topicFor } from "../../shared/topics.ts";
-import type { Outbox, ReportClass } from "./outbox.ts";
+import type { Outbox, OutboxInput, ReportClass } from "./outbox.ts";
 
 export interface DesiredApplier {
   /** Makes one change true in the cluster; throwing stops the batch, which is retried on the next resync. */
@@ -59,6 +59,12 @@ export interface OperatorLinkOptions {
   resendAfterMs?: number;
   /** Unacknowledged QoS1 publishes at once; small, because Mosquitto 2.0.11 stalls with many (NOTES.md). */
   maxInFlight?: number;
+  /**
+   * Reports published but not yet confirmed by the Manager's `acks` (within `resendAfterMs`), at most. A PUBACK
+   * only says the broker has the message, so without this bound an operator with a backlog would push it all
+   * into a Manager that commits more slowly, and everything not acked within `resendAfterMs` would be sent again.
+   */
+  maxUnacked?: number;
   backoff?: { initialMs: number; maxMs: number };
   maxPayloadBytes?: number;
   random?: () => number;
@@ -75,6 +81,8 @@ export interface LinkStats {
   published: number;
   /** QoS1 publishes waiting for their PUBACK on the current connection. */
   inFlight: number;
+  /** Reports published and waiting for the Manager's ack (sent less than `resendAfterMs` ago). */
+  unacked: number;
 }
 
 export interface OperatorLink {
@@ -85,6 +93,14 @@ export interface OperatorLink {
     body: BodyOf<K>,
     options?: { coalesceKey?: string; traceparent?: string },
   ): string;
+  /**
+   * Queues several reports durably in one outbox transaction (one fsync instead of one per report), e.g. one
+   * usage collection's reports for all tenants; returns their envelope ids in order.
+   */
+  reportMany<K extends "status" | "usage" | "event">(
+    kind: K,
+    reports: ReadonlyArray<{ body: BodyOf<K>; coalesceKey?: string; traceparent?: string }>,
+  ): string[];
   stats(): LinkStats;
   /** Says `offline`, then closes; the outbox keeps what was not acknowledged. */
   stop(): Promise<void>;
@@ -116,6 +132,7 @@ export function createOperatorLink(options: OperatorLinkOptions): OperatorLink {
   const flushIntervalMs = options.flushIntervalMs ?? 250;
   const resendAfterMs = options.resendAfterMs ?? 10_000;
   const maxInFlight = options.maxInFlight ?? 16;
+  const maxUnacked = Math.max(1, options.maxUnacked ?? 128);
   const backoff = options.backoff ?? { initialMs: 500, maxMs: 30_000 };
   const random = options.random ?? Math.random;
   const maxPayloadBytes = options.maxPayloadBytes ?? 256 * 1024;
@@ -128,6 +145,8 @@ export function createOperatorLink(options: OperatorLinkOptions): OperatorLink {
   let heartbeatTimer: ReturnType<typeof setInterval> | null = null;
   let flushTimer: ReturnType<typeof setInterval> | null = null;
   let inFlight = 0;
+  /** Report id → when it was last published, oldest first; left when acked or once due for a resend. */
+  const unacked = new Map<string, number>();
   let lastResyncAt = 0;
   /** Desired and command messages are handled one at a time, in arrival order. */
   let queue: Promise<void> = Promise.resolve();
@@ -141,6 +160,7 @@ export function createOperatorLink(options: OperatorLinkOptions): OperatorLink {
     rejectedMessages: 0,
     published: 0,
     inFlight: 0,
+    unacked: 0,
   };
 
   const presence = (state: "online" | "offline", reason?: string) =>
@@ -264,6 +284,8 @@ export function createOperatorLink(options: OperatorLinkOptions): OperatorLink {
         return;
       case "ack":
         options.outbox.ack(envelope.body.ids);
+        for (const id of envelope.body.ids) unacked.delete(id);
+        flush(); // the window has room again
         return;
       case "hello":
       case "status":
@@ -303,11 +325,11 @@ export function createOperatorLink(options: OperatorLinkOptions): OperatorLink {
     dispatch(result.envelope);
   }
 
-  function enqueue(
+  function outboxRow(
     kind: keyof typeof REPORT_CHANNEL,
     body: unknown,
-    extra: { coalesceKey?: string; traceparent?: string } = {},
-  ) {
+    extra: { coalesceKey?: string | undefined; traceparent?: string | undefined },
+  ): OutboxInput {
     const id = uuidv7();
     const envelope = makeEnvelope({
       id,
@@ -317,25 +339,53 @@ export function createOperatorLink(options: OperatorLinkOptions): OperatorLink {
       ...(extra.traceparent ? { traceparent: extra.traceparent } : {}),
     });
     const { channel, reportClass } = REPORT_CHANNEL[kind];
-    options.outbox.enqueue({
+    return {
       id,
       channel,
       reportClass,
       coalesceKey: extra.coalesceKey ?? null,
       payload: JSON.stringify(envelope),
-    });
-    flush();
-    return id;
+    };
   }
 
-  /** Publishes due outbox rows within the in-flight window; rows stay until acked and are resent if not. */
+  function enqueue(
+    kind: keyof typeof REPORT_CHANNEL,
+    body: unknown,
+    extra: { coalesceKey?: string; traceparent?: string } = {},
+  ) {
+    const row = outboxRow(kind, body, extra);
+    options.outbox.enqueue(row);
+    flush();
+    return row.id;
+  }
+
+  /** Reports still waiting for an ack; those sent `resendAfterMs` ago are due again and leave the count. */
+  function unackedCount(): number {
+    const cutoff = Date.now() - resendAfterMs;
+    for (const [id, sentAt] of unacked) {
+      if (sentAt > cutoff) break;
+      unacked.delete(id);
+    }
+    return unacked.size;
+  }
+
+  /**
+   * Publishes due outbox rows within two windows: PUBACKs outstanding (`maxInFlight`) and reports not yet acked
+   * by the Manager (`maxUnacked`), so a backlog drains at the rate the Manager commits. Rows stay until acked
+   * and are resent if not.
+   */
   function flush(): void {
     const current = client;
     if (!current?.connected || inFlight >= maxInFlight) return;
-    const rows = options.outbox.due(maxInFlight - inFlight, resendAfterMs);
+    const room = Math.min(maxInFlight - inFlight, maxUnacked - unackedCount());
+    if (room <= 0) return;
+    const rows = options.outbox.due(room, resendAfterMs);
     if (rows.length === 0) return;
     options.outbox.markSent(rows.map((r) => r.id));
+    const sentAt = Date.now();
     for (const row of rows) {
+      unacked.delete(row.id); // a resend moves to the back
+      unacked.set(row.id, sentAt);
       inFlight++;
       current.publish(topic(row.channel), row.payload, { qos: 1 }, (error) => {
         inFlight--;
@@ -430,7 +480,13 @@ export function createOperatorLink(options: OperatorLinkOptions): OperatorLink {
     report(kind, body, extra = {}) {
       return enqueue(kind, body, extra);
     },
-    stats: () => ({ ...stats, inFlight }),
+    reportMany(kind, reports) {
+      const rows = reports.map((r) => outboxRow(kind, r.body, r));
+      options.outbox.enqueueMany(rows);
+      flush();
+      return rows.map((r) => r.id);
+    },
+    stats: () => ({ ...stats, inFlight, unacked: unacked.size }),
     async stop() {
       stopped = true;
       if (reconnectTimer) clearTimeout(reconnectTimer);

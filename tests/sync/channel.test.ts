@@ -144,6 +144,37 @@ describe("sync channel", () => {
     }
   });
 
+  test("a backlog drains within the ack window: while acks are missing only the window is sent (and resent)", async () => {
+    const world = await createSyncWorld();
+    try {
+      const cluster = await world.addCluster("dc1");
+      // The Manager receives nothing (and so acks nothing) until ingest is started again.
+      await world.channel.ingest.stop();
+      const operator = await world.operator(cluster.id, { maxUnacked: 10, resendAfterMs: 400 });
+      await waitFor("connection", () => operator.link.stats().connected);
+      const ids = operator.link.reportMany(
+        "usage",
+        Array.from({ length: 50 }, (_, i) => ({
+          body: { tenant: "acme", ...hourAgo(i + 1), metrics: metrics(1), byProject: {} },
+        })),
+      );
+      expect(operator.outbox.stats().pending).toBe(50);
+      await waitFor("the window sent", () => operator.link.stats().published === 10);
+      await Bun.sleep(200);
+      expect(operator.link.stats()).toMatchObject({ published: 10, unacked: 10 });
+      // Unacked past resendAfterMs: the same ten go again, nothing beyond them.
+      await waitFor("the window resent", () => operator.link.stats().published === 20);
+      await Bun.sleep(100);
+      expect(operator.link.stats().published).toBe(20);
+      await world.channel.ingest.start();
+      await waitFor("every report acked", () => operator.outbox.stats().pending === 0);
+      const stored = await world.store.usage.list({ tenant: "acme" }, { limit: 100 });
+      expect(stored.items.map((r) => r.id).sort()).toEqual([...ids].sort());
+    } finally {
+      await world.close();
+    }
+  });
+
   test("usage outside the acceptance window is quarantined with a reason; late usage becomes an adjustment", async () => {
     const world = await createSyncWorld();
     try {

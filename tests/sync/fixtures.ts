@@ -47,7 +47,12 @@ export interface SyncWorld {
   addCluster(name: string): Promise<ClusterRow>;
   operator(
     clusterId: string,
-    options?: { heartbeatIntervalMs?: number; revision?: number },
+    options?: {
+      heartbeatIntervalMs?: number;
+      revision?: number;
+      maxUnacked?: number;
+      resendAfterMs?: number;
+    },
   ): Promise<TestOperator>;
   close(): Promise<void>;
 }
@@ -128,7 +133,8 @@ export async function createSyncWorld(
         logger,
         heartbeatIntervalMs: operatorOptions.heartbeatIntervalMs ?? 200,
         flushIntervalMs: 20,
-        resendAfterMs: 500,
+        resendAfterMs: operatorOptions.resendAfterMs ?? 500,
+        ...(operatorOptions.maxUnacked ? { maxUnacked: operatorOptions.maxUnacked } : {}),
         backoff: { initialMs: 20, maxMs: 200 },
       });
       const operator: TestOperator = {
