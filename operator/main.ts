@@ -13,6 +13,7 @@ import { KUBENOVA_VERSION } from "../shared/version.ts";
 import { detectCapabilities } from "./capabilities.ts";
 import { createCommandHandler } from "./commands.ts";
 import { configMapRevisionStore, createDesiredApplier } from "./desired.ts";
+import { createBurstCollector } from "./gc.ts";
 import { createHelm } from "./helm.ts";
 import { loadOrEnroll, type OperatorIdentity, scheduleRenewal } from "./identity.ts";
 import { createKubeClient } from "./kube/http-client.ts";
@@ -26,6 +27,10 @@ import { createController, type ReconcileOutcome } from "./reconcilers/runtime.t
 import { reconcileTenant } from "./reconcilers/tenant.ts";
 import { createUsageCollector } from "./usage.ts";
 import { startWatches } from "./watches.ts";
+
+/** A full GC once this many reconciles have run and the controllers have been quiet this long (operator/gc.ts). */
+const BURST_RECONCILES = 50;
+const BURST_QUIET_MS = 2_000;
 
 export interface RunningOperator {
   link: OperatorLink;
@@ -71,8 +76,11 @@ export async function runOperator(config: OperatorEnv, logger: Logger): Promise<
     });
   };
   const applier = createDesiredApplier({ kube, logger: log, report });
-  const observe = (controller: string, seconds: number, outcome: ReconcileOutcome) =>
+  const collector = createBurstCollector({ minWork: BURST_RECONCILES, quietMs: BURST_QUIET_MS });
+  const observe = (controller: string, seconds: number, outcome: ReconcileOutcome) => {
     metrics.observeReconcile(controller, seconds, outcome);
+    collector.worked();
+  };
   // Failures talking to the cluster's API server count as adapter errors, whatever controller met them.
   const onError = (_key: string, error: unknown) => {
     if (error instanceof KubeApiError || (error as { cause?: unknown })?.cause instanceof KubeApiError) {
@@ -191,6 +199,7 @@ export async function runOperator(config: OperatorEnv, logger: Logger): Promise<
     healthUrl,
     async stop() {
       renewal.stop();
+      collector.stop();
       usage.stop();
       watches.stop();
       tenants.stop();
