@@ -4,6 +4,10 @@
  * usage by cluster + tenant + window start), in micro-batched transactions, and only after a batch commits does
  * the Manager publish `acks` with the committed ids — a PUBACK is not a commit. If the database is down nothing
  * is acked and the operators' outboxes resend later.
+ *
+ * Acks are coalesced per cluster: the first commit after a quiet spell is acked at once, later ones at most every
+ * `ackIntervalMs`, each cluster's committed ids in one message (up to 5,000) — under load one ack message
+ * confirms many reports instead of one message per cluster per batch.
  */
 import type { Logger } from "../../shared/logger.ts";
 import {
@@ -48,6 +52,8 @@ export interface IngestStats {
   quarantined: number;
   adjustments: number;
   acked: number;
+  /** `acks` messages published (each confirms up to 5,000 report ids of one cluster). */
+  ackMessages: number;
   commitFailures: number;
   batches: number;
 }
@@ -65,6 +71,8 @@ export interface IngestOptions {
   maxPayloadBytes?: number;
   batchMaxMessages?: number;
   batchMaxDelayMs?: number;
+  /** Acks for one cluster are published at most this often (the first after a quiet spell at once). */
+  ackIntervalMs?: number;
   usagePolicy?: UsagePolicy;
 }
 
@@ -86,6 +94,7 @@ export function createIngest(options: IngestOptions): Ingest {
   const maxBytes = options.maxPayloadBytes ?? 256 * 1024;
   const batchMax = options.batchMaxMessages ?? 500;
   const batchDelay = options.batchMaxDelayMs ?? 5;
+  const ackInterval = options.ackIntervalMs ?? 50;
   const policy = options.usagePolicy ?? DEFAULT_USAGE_POLICY;
   const stats: IngestStats = {
     received: 0,
@@ -104,12 +113,19 @@ export function createIngest(options: IngestOptions): Ingest {
     quarantined: 0,
     adjustments: 0,
     acked: 0,
+    ackMessages: 0,
     commitFailures: 0,
     batches: 0,
   };
   let pending: Durable[] = [];
   let timer: ReturnType<typeof setTimeout> | null = null;
   let flushing: Promise<void> = Promise.resolve();
+  let flushQueued = false;
+  /** Committed, not yet acked ids per cluster; published by `publishAcks`. */
+  let toAck = new Map<string, string[]>();
+  let ackTimer: ReturnType<typeof setTimeout> | null = null;
+  let lastAckAt = Number.NEGATIVE_INFINITY;
+  let acking: Promise<void> = Promise.resolve();
   const unsubscribes: Unsubscribe[] = [];
 
   function classifyUsage(envelope: Envelope<"usage">): { reason: string } | { adjustment: boolean } {
@@ -192,28 +208,56 @@ export function createIngest(options: IngestOptions): Ingest {
     }
   }
 
-  async function publishAcks(ids: Map<string, string[]>): Promise<void> {
-    for (const [clusterId, list] of ids) {
-      for (let i = 0; i < list.length; i += 5000) {
-        const chunk = list.slice(i, i + 5000);
-        const envelope = makeEnvelope({ id: uuidv7(), kind: "ack", clusterId, body: { ids: chunk } });
-        try {
-          await options.bus.publish(topicFor(clusterId, "acks"), JSON.stringify(envelope), { qos: 1 });
-          stats.acked += chunk.length;
-        } catch (error) {
-          // A lost ack costs a redelivery, which the unique keys absorb.
-          log.warn("could not publish acks", { cluster: clusterId, err: error as Error });
+  /** Publishes every committed, unacked id now: one message per cluster (and per 5,000 ids). */
+  function publishAcks(): Promise<void> {
+    if (ackTimer) clearTimeout(ackTimer);
+    ackTimer = null;
+    const ids = toAck;
+    if (ids.size === 0) return acking;
+    toAck = new Map();
+    lastAckAt = performance.now();
+    const work = async () => {
+      for (const [clusterId, list] of ids) {
+        for (let i = 0; i < list.length; i += 5000) {
+          const chunk = list.length <= 5000 ? list : list.slice(i, i + 5000);
+          const envelope = makeEnvelope({ id: uuidv7(), kind: "ack", clusterId, body: { ids: chunk } });
+          try {
+            await options.bus.publish(topicFor(clusterId, "acks"), JSON.stringify(envelope), { qos: 1 });
+            stats.acked += chunk.length;
+            stats.ackMessages++;
+          } catch (error) {
+            // A lost ack costs a redelivery, which the unique keys absorb.
+            log.warn("could not publish acks", { cluster: clusterId, err: error as Error });
+          }
         }
       }
+    };
+    acking = acking.then(work);
+    return acking;
+  }
+
+  /** Acks committed ids at once after a quiet spell, otherwise with the next ack round (`ackIntervalMs`). */
+  function scheduleAcks(): void {
+    if (ackTimer || toAck.size === 0) return;
+    const wait = lastAckAt + ackInterval - performance.now();
+    if (wait <= 0) {
+      void publishAcks();
+      return;
     }
+    ackTimer = setTimeout(() => {
+      ackTimer = null;
+      void publishAcks();
+    }, wait);
   }
 
   async function flush(): Promise<void> {
     if (timer) clearTimeout(timer);
     timer = null;
     if (pending.length === 0) return;
-    const batch = pending;
-    pending = [];
+    // At most `batchMax` per transaction: under a backlog a commit stays short and acks keep flowing.
+    const batch = pending.length <= batchMax ? pending : pending.slice(0, batchMax);
+    pending = batch === pending ? [] : pending.slice(batchMax);
+    if (pending.length > 0) queueFlush();
     const receivedAt = clock().toISOString();
     const outcomes: Outcome[] = [];
     try {
@@ -230,7 +274,6 @@ export function createIngest(options: IngestOptions): Ingest {
       return;
     }
     stats.batches++;
-    const acks = new Map<string, string[]>();
     batch.forEach((envelope, i) => {
       const outcome = outcomes[i]!;
       if (outcome === "duplicate") stats.duplicates++;
@@ -240,21 +283,33 @@ export function createIngest(options: IngestOptions): Ingest {
       if (envelope.kind === "reply") options.commands.resolve(envelope.clusterId, envelope.body);
       // The report's trace ends here, at its durable commit (DESIGN.md §8).
       markSpan(`commit ${envelope.kind}`, envelope.traceparent, { "kubenova.cluster": envelope.clusterId });
-      const list = acks.get(envelope.clusterId) ?? [];
-      list.push(envelope.id);
-      acks.set(envelope.clusterId, list);
+      const list = toAck.get(envelope.clusterId);
+      if (list) list.push(envelope.id);
+      else toAck.set(envelope.clusterId, [envelope.id]);
     });
-    await publishAcks(acks);
+    scheduleAcks();
+  }
+
+  /** Runs one more flush after those already queued (at most one waits at a time). */
+  function queueFlush(): void {
+    if (flushQueued) return;
+    flushQueued = true;
+    flushing = flushing
+      .then(() => {
+        flushQueued = false;
+        return flush();
+      })
+      .catch((error) => log.error("report flush failed", { err: error as Error }));
   }
 
   function scheduleFlush(): void {
     if (pending.length >= batchMax) {
-      flushing = flushing.then(flush);
+      queueFlush();
       return;
     }
     timer ??= setTimeout(() => {
       timer = null;
-      flushing = flushing.then(flush);
+      queueFlush();
     }, batchDelay);
   }
 
@@ -328,10 +383,11 @@ export function createIngest(options: IngestOptions): Ingest {
     stats: () => ({ ...stats, rejected: { ...stats.rejected } }),
     async drained() {
       while (pending.length > 0 || timer) {
-        flushing = flushing.then(flush);
+        queueFlush();
         await flushing;
       }
       await flushing;
+      await publishAcks();
     },
     async stop() {
       for (const unsubscribe of unsubscribes.splice(0)) await unsubscribe();
