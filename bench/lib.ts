@@ -116,9 +116,21 @@ export interface Child {
   stderr(): string;
 }
 
+/**
+ * `BENCH_CPU_PROF=<dir>` profiles the children (`bun --cpu-prof`), one `.cpuprofile` per child in `<dir>`;
+ * `BENCH_CPU_PROF_ONLY=manager,operators` limits it to those scripts. A profiled child is asked to exit (the
+ * profile is written on exit) instead of being killed.
+ */
+const cpuProfDir = process.env.BENCH_CPU_PROF || null;
+const cpuProfOnly = process.env.BENCH_CPU_PROF_ONLY?.split(",").filter(Boolean) ?? null;
+
 /** Spawns `bun bench/proc/<script>.ts` with a JSON config in the environment. */
 export function spawnChild(script: string, config: Record<string, unknown>): Child {
-  const proc = Bun.spawn(["bun", join(BENCH_DIR, "proc", `${script}.ts`)], {
+  const profiled = cpuProfDir !== null && (cpuProfOnly === null || cpuProfOnly.includes(script));
+  const profFlags = profiled
+    ? ["--cpu-prof", `--cpu-prof-dir=${cpuProfDir}`, `--cpu-prof-name=${script}-${Date.now()}.cpuprofile`]
+    : [];
+  const proc = Bun.spawn(["bun", ...profFlags, join(BENCH_DIR, "proc", `${script}.ts`)], {
     env: { ...process.env, BENCH_CONFIG: JSON.stringify(config) },
     stdin: "pipe",
     stdout: "pipe",
@@ -198,6 +210,11 @@ export function spawnChild(script: string, config: Record<string, unknown>): Chi
     },
     async kill(signal = "SIGKILL") {
       if (dead) return;
+      if (profiled) {
+        (proc.stdin as import("bun").FileSink).write(`${JSON.stringify({ cmd: "exit" })}\n`);
+        await Promise.race([exited, Bun.sleep(10_000)]);
+        if (dead) return;
+      }
       proc.kill(signal);
       await exited;
     },
