@@ -1,6 +1,9 @@
 /**
  * @module bench/reports — reports committed end to end (operator outbox → broker → Manager ingest → SQLite →
  * ack → outbox delete), against raw QoS1 pub/sub through bare Aedes over mTLS measured in the same run.
+ * Per-unit costs (Manager and generator CPU per report) are printed too: they hold up on a shared machine.
+ * `BENCH_REPORTS_ENQUEUE=single` queues each report in its own outbox transaction instead of one batch per
+ * operator; `BENCH_CPU_PROF=<dir>` (bench/lib.ts) profiles the Manager and generator children.
  */
 import { join } from "node:path";
 import { startOperators, startRawClients, startServer } from "./channel.ts";
@@ -12,6 +15,9 @@ export async function run(): Promise<void> {
   const operators = smoke ? 4 : 100;
   const perOperator = smoke ? 50 : 1_000;
   const pkiPath = await benchPki(Math.max(operators, 2));
+  // "batch": each operator queues its reports with one `reportMany` (one outbox transaction, as a usage
+  // collection does); "single": one `report` (one fsynced transaction) each.
+  const enqueue = process.env.BENCH_REPORTS_ENQUEUE === "single" ? "single" : "batch";
 
   // Baseline: bare Aedes, one publisher and one subscriber, 300-byte QoS1 messages.
   const aedes = await startServer({ mode: "aedes", pkiPath, count: 2 });
@@ -47,13 +53,15 @@ export async function run(): Promise<void> {
     await manager.child.request<{ cpu: { user: number; system: number } }>({ cmd: "stats" })
   ).cpu;
   const results = await ops.all<{ ok: boolean; t0: number; t1: number; reports: number }>(
-    { cmd: "report", count: perOperator, timeoutMs: 240_000 },
+    { cmd: "report", count: perOperator, batch: enqueue === "batch", timeoutMs: 240_000 },
     250_000,
   );
   const share = cpu.finish();
-  const managerCpu1 = (
-    await manager.child.request<{ cpu: { user: number; system: number } }>({ cmd: "stats" })
-  ).cpu;
+  const managerStats = await manager.child.request<{
+    cpu: { user: number; system: number };
+    ingest?: Record<string, unknown>;
+  }>({ cmd: "stats" });
+  const managerCpu1 = managerStats.cpu;
   await ops.close();
   await manager.child.kill();
   await dir.remove();
@@ -63,6 +71,7 @@ export async function run(): Promise<void> {
   const perSecond = total / seconds;
   const managerCpuMs = (managerCpu1.user + managerCpu1.system - managerCpu0.user - managerCpu0.system) / 1000;
   const ratio = perSecond / base.perSecond;
+  const generatorCpuUsPerReport = (share.generatorCpuMs * 1000) / total;
   printTable(
     "reports",
     [
@@ -74,16 +83,29 @@ export async function run(): Promise<void> {
         target: "≥ 0.5×",
         pass: results.every((r) => r.ok) && ratio >= 0.5,
         generatorCpuShare: share.share,
-        notes: `baseline generator CPU share ${(baseShare.share * 100).toFixed(0)}%; Manager CPU ${(
-          (managerCpuMs * 1000) / total
-        ).toFixed(1)} µs per report`,
+        notes: [
+          `baseline generator CPU share ${(baseShare.share * 100).toFixed(0)}%`,
+          `Manager CPU ${((managerCpuMs * 1000) / total).toFixed(1)} µs per report`,
+          `generator (operators) CPU ${generatorCpuUsPerReport.toFixed(1)} µs per report (${enqueue} enqueue)`,
+        ].join("; "),
       },
     ],
     {
       baseline: { messages: base.received, seconds: base.seconds, perSecond: base.perSecond },
-      reports: { operators, perOperator, total, seconds, perSecond, allAcked: results.every((r) => r.ok) },
+      reports: {
+        operators,
+        perOperator,
+        enqueue,
+        total,
+        seconds,
+        perSecond,
+        allAcked: results.every((r) => r.ok),
+      },
       managerCpuMsPerReport: managerCpuMs / total,
+      generatorCpuMsPerReport: generatorCpuUsPerReport / 1000,
       generatorCpu: share,
+      // Batches, duplicates (redeliveries), ack counts: what the per-report cost is made of.
+      ingest: managerStats.ingest ?? null,
     },
   );
 }
