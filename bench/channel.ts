@@ -12,25 +12,9 @@ export async function startServer(config: {
   dbPath?: string;
   heartbeatIntervalMs?: number;
 }): Promise<{ child: Child; port: number }> {
-  // BENCH_PROFILE_DIR: the Manager (only) runs under Bun's CPU profiler; stop it with `stopServer` so the
-  // profile is written on exit (a SIGKILL loses it).
-  const profileDir = config.mode === "manager" ? process.env.BENCH_PROFILE_DIR : undefined;
-  const previous = process.env.BUN_OPTIONS;
-  if (profileDir) process.env.BUN_OPTIONS = `--cpu-prof --cpu-prof-md --cpu-prof-dir=${profileDir}`;
   const child = spawnChild("manager", { port: 0, ...config });
-  if (profileDir) {
-    if (previous === undefined) delete process.env.BUN_OPTIONS;
-    else process.env.BUN_OPTIONS = previous;
-  }
   const ready = await child.next<{ port: number }>("ready", 120_000);
   return { child, port: ready.port };
-}
-
-/** Stops a server child gracefully (SIGTERM → exit), so a CPU profile is written; SIGKILL after 10 s. */
-export async function stopServer(child: Child): Promise<void> {
-  const timer = setTimeout(() => void child.kill("SIGKILL"), 10_000);
-  await child.kill("SIGTERM");
-  clearTimeout(timer);
 }
 
 /** `processes` generator processes, each hosting a contiguous slice of `count` simulated operators. */

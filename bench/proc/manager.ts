@@ -6,8 +6,8 @@
  * Commands (stdin): stats, gc, heap (object counts by type), append (one desired change for every cluster), exit.
  */
 import "reflect-metadata";
-import tls from "node:tls";
 import { heapStats } from "bun:jsc";
+import tls from "node:tls";
 import { Aedes } from "aedes";
 import { createBroker } from "../../broker/broker.ts";
 import { createEmbeddedBus } from "../../manager/bus/embedded.ts";
@@ -141,8 +141,6 @@ if (config.mode === "tls") {
   });
 }
 
-// A graceful stop (stopServer) lets `--cpu-prof` write its profile.
-process.on("SIGTERM", () => process.exit(0));
 send({ type: "ready", port, pid: process.pid });
 
 await serveCommands(async (command) => {
