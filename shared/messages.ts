@@ -11,10 +11,12 @@ import { type Channel, CHANNELS } from "./topics.ts";
 export const ENVELOPE_VERSION = 1;
 /** W3C trace-context `traceparent` (version 00). */
 export const TRACEPARENT = /^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/;
-const Id = z
-  .string()
-  .regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/, "must be a UUID");
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+const Id = z.string().regex(UUID, "must be a UUID");
 const Iso = z.iso.datetime({ offset: true });
+/** zod 4.6's pattern for `z.iso.datetime({ offset: true })`; the fast path is off if zod's differs. */
+const ISO_DATETIME =
+  /^(?:(?:\d\d[2468][048]|\d\d[13579][26]|\d\d0[48]|[02468][048]00|[13579][26]00)-02-29|\d{4}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12]\d|3[01])|(?:0[469]|11)-(?:0[1-9]|[12]\d|30)|(?:02)-(?:0[1-9]|1\d|2[0-8])))T(?:(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d(?:\.\d+)?(?:Z|([+-](?:[01]\d|2[0-3]):[0-5]\d)))$/;
 
 // ── manager → operator ────────────────────────────────────────────────────────────────────────────────────────
 
@@ -170,8 +172,110 @@ export interface ParseExpectations {
   maxBytes: number;
 }
 
+// ── Fast path ──────────────────────────────────────────────────────────────────────────────────────────────────
+// The envelope and the high-volume bodies (usage, ack) checked by hand: it accepts a subset of what the zod
+// schemas accept and builds the same output (unknown keys dropped, defaults filled). Anything it does not accept
+// goes through zod, which decides and words the rejection. tests/shared/messages-fast.test.ts holds the two equal.
+
+/** Whether the fast path is in use (zod's datetime pattern is the one it copies). */
+export const FAST_PARSE =
+  (Iso as unknown as { _zod?: { pattern?: RegExp } })._zod?.pattern?.source === ISO_DATETIME.source;
+
+type Raw = Record<string, unknown>;
+const isObject = (value: unknown): value is Raw =>
+  typeof value === "object" && value !== null && !Array.isArray(value);
+const isIso = (value: unknown): value is string => typeof value === "string" && ISO_DATETIME.test(value);
+const nonNegative = (value: unknown): value is number =>
+  typeof value === "number" && Number.isFinite(value) && value >= 0;
+const count = (value: unknown): value is number => Number.isSafeInteger(value) && (value as number) >= 0;
+
+function fastMetrics(raw: unknown): z.output<typeof UsageMetrics> | null {
+  if (!isObject(raw)) return null;
+  const m = raw;
+  if (
+    !nonNegative(m.cpuRequestMillicores) ||
+    !nonNegative(m.memoryRequestBytes) ||
+    !nonNegative(m.storageBytes) ||
+    !count(m.loadBalancers) ||
+    !count(m.pods) ||
+    !count(m.namespaces) ||
+    !count(m.applications) ||
+    !count(m.quotaViolations)
+  )
+    return null;
+  return {
+    cpuRequestMillicores: m.cpuRequestMillicores,
+    memoryRequestBytes: m.memoryRequestBytes,
+    storageBytes: m.storageBytes,
+    loadBalancers: m.loadBalancers,
+    pods: m.pods,
+    namespaces: m.namespaces,
+    applications: m.applications,
+    quotaViolations: m.quotaViolations,
+  };
+}
+
+function fastUsage(raw: unknown): UsageBody | null {
+  if (!isObject(raw)) return null;
+  const { tenant, windowStart, windowEnd } = raw;
+  if (typeof tenant !== "string" || tenant.length < 1 || tenant.length > 63) return null;
+  if (!isIso(windowStart) || !isIso(windowEnd)) return null;
+  const metrics = fastMetrics(raw.metrics);
+  if (!metrics) return null;
+  const byProject: Record<string, z.output<typeof UsageMetrics>> = {};
+  if (raw.byProject !== undefined) {
+    if (!isObject(raw.byProject)) return null;
+    for (const [key, value] of Object.entries(raw.byProject)) {
+      if (key === "__proto__") return null;
+      const project = fastMetrics(value);
+      if (!project) return null;
+      byProject[key] = project;
+    }
+  }
+  return { tenant, windowStart, windowEnd, metrics, byProject };
+}
+
+function fastAck(raw: unknown): z.output<typeof AckBody> | null {
+  if (!isObject(raw)) return null;
+  const ids = raw.ids;
+  if (!Array.isArray(ids) || ids.length < 1 || ids.length > 10_000) return null;
+  for (const id of ids) if (typeof id !== "string" || !UUID.test(id)) return null;
+  return { ids: ids as string[] };
+}
+
+const FAST_BODIES: Partial<Record<MessageKind, (raw: unknown) => unknown>> = {
+  usage: fastUsage,
+  ack: fastAck,
+};
+
+/** The envelope's fields if they pass every check of `EnvelopeShape`, else null (zod then decides). */
+function fastShape(raw: unknown): z.output<typeof EnvelopeShape> | null {
+  if (!isObject(raw)) return null;
+  const { v, id, kind, clusterId, sentAt, traceparent } = raw;
+  if (typeof v !== "number" || !Number.isFinite(v)) return null;
+  if (typeof id !== "string" || !UUID.test(id)) return null;
+  if (typeof kind !== "string" || typeof clusterId !== "string" || clusterId.length > 64) return null;
+  if (!isIso(sentAt) || !Object.hasOwn(raw, "body")) return null;
+  if (traceparent !== undefined && (typeof traceparent !== "string" || !TRACEPARENT.test(traceparent)))
+    return null;
+  return {
+    v,
+    id,
+    kind,
+    clusterId,
+    sentAt,
+    ...(traceparent !== undefined ? { traceparent } : {}),
+    body: raw.body,
+  };
+}
+
 /** Validates one payload. Never throws: a rejection says why, for the counter and the log. */
-export function parseEnvelope(payload: Uint8Array | string, expect: ParseExpectations): ParseResult {
+export function parseEnvelope(
+  payload: Uint8Array | string,
+  expect: ParseExpectations,
+  /** `false`: zod only (the reference the fast path is tested against). */
+  fast = FAST_PARSE,
+): ParseResult {
   const size = typeof payload === "string" ? Buffer.byteLength(payload) : payload.byteLength;
   if (size > expect.maxBytes)
     return { ok: false, reason: "oversize", message: `${size} bytes > ${expect.maxBytes}` };
@@ -183,16 +287,19 @@ export function parseEnvelope(payload: Uint8Array | string, expect: ParseExpecta
   } catch {
     return { ok: false, reason: "not_json", message: "payload is not UTF-8 JSON" };
   }
-  const shape = EnvelopeShape.safeParse(raw);
-  if (!shape.success) {
-    const issue = shape.error.issues[0];
-    return {
-      ok: false,
-      reason: "invalid",
-      message: `${issue?.path.join(".") || "envelope"}: ${issue?.message}`,
-    };
+  let envelope = fast ? fastShape(raw) : null;
+  if (!envelope) {
+    const shape = EnvelopeShape.safeParse(raw);
+    if (!shape.success) {
+      const issue = shape.error.issues[0];
+      return {
+        ok: false,
+        reason: "invalid",
+        message: `${issue?.path.join(".") || "envelope"}: ${issue?.message}`,
+      };
+    }
+    envelope = shape.data;
   }
-  const envelope = shape.data;
   if (envelope.v !== ENVELOPE_VERSION) {
     return { ok: false, reason: "bad_version", message: `unsupported envelope version ${envelope.v}` };
   }
@@ -214,6 +321,8 @@ export function parseEnvelope(payload: Uint8Array | string, expect: ParseExpecta
   if (envelope.clusterId !== expect.clusterId) {
     return { ok: false, reason: "wrong_cluster", message: "envelope clusterId differs from the topic's" };
   }
+  const quick = fast ? FAST_BODIES[envelope.kind as MessageKind]?.(envelope.body) : undefined;
+  if (quick) return { ok: true, envelope: { ...envelope, v: ENVELOPE_VERSION, body: quick } as AnyEnvelope };
   const body = spec.body.safeParse(envelope.body);
   if (!body.success) {
     const issue = body.error.issues[0];
