@@ -19,7 +19,13 @@ import {
 } from "../../shared/messages.ts";
 import { uuidv7 } from "../../shared/ids.ts";
 import { markSpan } from "../../shared/tracing.ts";
-import { managerSubscription, OPERATOR_TO_MANAGER, parseTopic, topicFor } from "../../shared/topics.ts";
+import {
+  managerSubscription,
+  OPERATOR_TO_MANAGER,
+  type ParsedTopic,
+  parseTopic,
+  topicFor,
+} from "../../shared/topics.ts";
 import type { Bus, Unsubscribe } from "../bus/bus.ts";
 import type { Store, StoreTx } from "../store/store.ts";
 import type { CommandClient } from "./commands.ts";
@@ -352,9 +358,21 @@ export function createIngest(options: IngestOptions): Ingest {
     }
   }
 
+  /** Topics seen before, parsed once: a cluster's few topics repeat for every report it sends. */
+  const topics = new Map<string, ParsedTopic>();
+  function topicOf(topic: string): ParsedTopic | null {
+    const known = topics.get(topic);
+    if (known) return known;
+    const parsed = parseTopic(topic);
+    if (!parsed) return null;
+    if (topics.size >= 100_000) topics.clear(); // bounded: clusters × channels, far below this in practice
+    topics.set(topic, parsed);
+    return parsed;
+  }
+
   function onMessage(topic: string, payload: Uint8Array): void {
     stats.received++;
-    const parsed = parseTopic(topic);
+    const parsed = topicOf(topic);
     if (!parsed) {
       stats.rejected.bad_topic++;
       return;
