@@ -100,6 +100,9 @@ function appRef(key: string) {
   return { tenant: tenant ?? "", project: project ?? "", name: name ?? "" };
 }
 
+/** Revisions remembered to count repeats (`stats().repeatedRevisions`); the oldest are forgotten first. */
+const SEEN_REVISIONS = 10_000;
+
 /** How long an app waits for its project's namespace, which the tenant reconciler is creating meanwhile. */
 const NAMESPACE_WAIT_MS = 5_000;
 
@@ -116,6 +119,7 @@ export function createDesiredApplier(options: {
   logger: Logger;
 }): DesiredApplier & { stats(): DesiredApplierStats } {
   const log = options.logger.child({ component: "desired" });
+  /** The most recent revisions applied (a window, so it does not grow with every change the cluster ever got). */
   const seen = new Set<number>();
   const stats: DesiredApplierStats = { applied: 0, repeatedRevisions: 0, refused: 0 };
 
@@ -200,6 +204,7 @@ export function createDesiredApplier(options: {
   async function applyOne(change: DesiredChange): Promise<void> {
     if (seen.has(change.revision) && change.revision > 0) stats.repeatedRevisions++;
     seen.add(change.revision);
+    if (seen.size > SEEN_REVISIONS) seen.delete(seen.values().next().value as number);
     const objectKind = change.kind === "app" ? "app" : "tenant";
     try {
       // Phases come from the reconcilers that make these objects true; this layer reports only refusals.

@@ -55,6 +55,8 @@ export function startWatches(options: {
         known.tenants.add(tenant);
         options.tenants.enqueue(tenant);
       },
+      // Its removal is the controller's to finish (with retries); a resync need not look for it again.
+      deleted: (tenant) => known.tenants.delete(tenant),
     }),
   );
   keep("apps", () =>
@@ -62,16 +64,20 @@ export function startWatches(options: {
       VELA_API_VERSION,
       "Application",
       { labelSelector: "app.kubernetes.io/managed-by=kubenova" },
-      (_type, app) => {
+      (type, app) => {
         const key = `${app.metadata.namespace}/${app.metadata.name}`;
-        known.apps.add(key);
+        if (type === "DELETED") known.apps.delete(key);
+        else known.apps.add(key);
         options.apps.enqueue(key); // DELETED too: the reconciler forgets it
       },
     ),
   );
   keep("clusterconfigs", () =>
     options.kube.watch("kubenova.io/v1alpha1", "NovaClusterConfig", {}, (type, config) => {
-      if (type === "DELETED") return;
+      if (type === "DELETED") {
+        known.configs.delete(config.metadata.name);
+        return;
+      }
       known.configs.add(config.metadata.name);
       options.addons.enqueue(config.metadata.name);
     }),

@@ -17,6 +17,8 @@ export interface TenantDriftWatchOptions {
   kube: KubeClient;
   /** Usually the tenant controller's `enqueue`. */
   enqueue(tenantName: string): void;
+  /** Called when the NovaTenant is deleted (after its last `enqueue`). */
+  deleted?(tenantName: string): void;
   logger: Logger;
 }
 
@@ -38,6 +40,7 @@ export async function watchTenantDrift(options: TenantDriftWatchOptions): Promis
         else if (type === "MODIFIED" && generations.get(name) === object.metadata.generation) return;
         else generations.set(name, object.metadata.generation);
         options.enqueue(name);
+        if (type === "DELETED") options.deleted?.(name);
       }),
     );
     for (const managed of MANAGED_KINDS) {

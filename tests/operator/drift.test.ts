@@ -126,3 +126,33 @@ test("the watch enqueues a deleted NovaTenant and its objects are removed", asyn
     "acme objects gone",
   );
 });
+
+test("a deleted NovaTenant is enqueued once more (for its cleanup) and then reported as deleted", async () => {
+  const server = await startKubeApiServer({});
+  cleanups.push(() => server.close());
+  const kube = createKubeClient({ kubeconfig: server.kubeconfig() });
+  const calls: string[] = [];
+  const watch = await watchTenantDrift({
+    kube,
+    logger: createMemoryLogger("warn"),
+    enqueue: (name) => calls.push(`enqueue ${name}`),
+    deleted: (name) => calls.push(`deleted ${name}`),
+  });
+  cleanups.push(() => watch.stop());
+  const ref = { apiVersion: NOVA_API_VERSION, kind: "NovaTenant", name: "gone" };
+  await kube.apply({
+    ...ref,
+    metadata: { name: "gone" },
+    spec: {
+      displayName: null,
+      owners: [],
+      labels: {},
+      plan: { name: null, quotas: {}, limitRange: null, allowLoadBalancers: false },
+      projects: [],
+    },
+  });
+  await waitFor(() => calls.includes("enqueue gone"), "the NovaTenant seen");
+  await kube.delete(ref);
+  await waitFor(() => calls.includes("deleted gone"), "the deletion seen");
+  expect(calls).toEqual(["enqueue gone", "enqueue gone", "deleted gone"]);
+});
