@@ -15,6 +15,8 @@ const gc = async (child: Child) => (await child.request<{ rss: number }>({ cmd: 
 
 export async function heldRss(options: {
   mode: "manager" | "aedes";
+  /** Who connects: bare mqtt.js clients (default with "aedes") or simulated operators (default with "manager"). */
+  clients?: "raw" | "operators";
   pkiPath: string;
   count: number;
   processes: number;
@@ -38,7 +40,7 @@ export async function heldRss(options: {
   let connected = 0;
   let share = 0;
   let close: () => Promise<void>;
-  if (options.mode === "aedes") {
+  if ((options.clients ?? (options.mode === "aedes" ? "raw" : "operators")) === "raw") {
     const raw = await startRawClients({ ...options, port: server.port });
     const cpu = cpuWindow(() => raw.children.map((c) => c.pid));
     const held = await Promise.all(
@@ -90,6 +92,13 @@ export async function run(): Promise<void> {
   }
   const full = points.at(-1)!.detail;
   const ratio = full.perConnection / baseline.perConnection;
+  // Not a target: bare Aedes under the same simulated operators (persistent session, 3 subscriptions, will,
+  // retained presence, QoS 1 heartbeats) splits the gap into what the MQTT contract costs in Aedes and what the
+  // Manager's own code adds. BENCH_CONTRACT_BASELINE=0 skips it.
+  const contract =
+    process.env.BENCH_CONTRACT_BASELINE === "0"
+      ? null
+      : await heldRss({ mode: "aedes", clients: "operators", pkiPath, count, processes });
   const exponent = fitExponent(points);
   printTable(
     "connections",
@@ -103,6 +112,19 @@ export async function run(): Promise<void> {
         pass: full.connected === count && ratio <= 1.5,
         generatorCpuShare: full.share,
       },
+      ...(contract
+        ? [
+            {
+              measure: `of which the MQTT contract: bare Aedes, same operators (${fmt.n(contract.connected)} held)`,
+              baseline: `${fmt.kb(baseline.perConnection)}/conn raw Aedes`,
+              value: `${fmt.kb(contract.perConnection)}/conn`,
+              ratio: fmt.x(contract.perConnection / baseline.perConnection),
+              target: "– (diagnostic)",
+              pass: null,
+              generatorCpuShare: contract.share,
+            },
+          ]
+        : []),
       {
         measure: "growth of Manager memory with clusters",
         baseline: "–",
@@ -115,6 +137,7 @@ export async function run(): Promise<void> {
     ],
     {
       baseline,
+      contract,
       manager: points.map((p) => ({ size: p.size, ...p.detail })),
       exponent,
     },
