@@ -63,6 +63,9 @@ export interface OperatorLinkOptions {
    * Reports published but not yet confirmed by the Manager's `acks` (within `resendAfterMs`), at most. A PUBACK
    * only says the broker has the message, so without this bound an operator with a backlog would push it all
    * into a Manager that commits more slowly, and everything not acked within `resendAfterMs` would be sent again.
+   * The window in use halves when reports go unacked for `resendAfterMs` (an overloaded Manager, at most once
+   * per `resendAfterMs`) and grows back by one report per report acked (doubling per round trip, as TCP's slow
+   * start) up to this bound.
    */
   maxUnacked?: number;
   backoff?: { initialMs: number; maxMs: number };
@@ -83,6 +86,8 @@ export interface LinkStats {
   inFlight: number;
   /** Reports published and waiting for the Manager's ack (sent less than `resendAfterMs` ago). */
   unacked: number;
+  /** The unacked window in use (≤ `maxUnacked`). */
+  unackedWindow: number;
 }
 
 export interface OperatorLink {
@@ -132,7 +137,9 @@ export function createOperatorLink(options: OperatorLinkOptions): OperatorLink {
   const flushIntervalMs = options.flushIntervalMs ?? 250;
   const resendAfterMs = options.resendAfterMs ?? 10_000;
   const maxInFlight = options.maxInFlight ?? 16;
-  const maxUnacked = Math.max(1, options.maxUnacked ?? 128);
+  const maxUnacked = Math.max(1, options.maxUnacked ?? 64);
+  let window = maxUnacked;
+  let shrunkAt = Number.NEGATIVE_INFINITY;
   const backoff = options.backoff ?? { initialMs: 500, maxMs: 30_000 };
   const random = options.random ?? Math.random;
   const maxPayloadBytes = options.maxPayloadBytes ?? 256 * 1024;
@@ -161,6 +168,7 @@ export function createOperatorLink(options: OperatorLinkOptions): OperatorLink {
     published: 0,
     inFlight: 0,
     unacked: 0,
+    unackedWindow: maxUnacked,
   };
 
   const presence = (state: "online" | "offline", reason?: string) =>
@@ -285,6 +293,7 @@ export function createOperatorLink(options: OperatorLinkOptions): OperatorLink {
       case "ack":
         options.outbox.ack(envelope.body.ids);
         for (const id of envelope.body.ids) unacked.delete(id);
+        window = Math.min(maxUnacked, window + envelope.body.ids.length);
         flush(); // the window has room again
         return;
       case "hello":
@@ -361,10 +370,18 @@ export function createOperatorLink(options: OperatorLinkOptions): OperatorLink {
 
   /** Reports still waiting for an ack; those sent `resendAfterMs` ago are due again and leave the count. */
   function unackedCount(): number {
-    const cutoff = Date.now() - resendAfterMs;
+    const now = Date.now();
+    const cutoff = now - resendAfterMs;
+    let expired = false;
     for (const [id, sentAt] of unacked) {
       if (sentAt > cutoff) break;
       unacked.delete(id);
+      expired = true;
+    }
+    // Unacked for resendAfterMs: the Manager is behind (or acks are lost). Send less, once per timeout.
+    if (expired && now - shrunkAt >= resendAfterMs) {
+      window = Math.max(1, window / 2);
+      shrunkAt = now;
     }
     return unacked.size;
   }
@@ -377,7 +394,8 @@ export function createOperatorLink(options: OperatorLinkOptions): OperatorLink {
   function flush(): void {
     const current = client;
     if (!current?.connected || inFlight >= maxInFlight) return;
-    const room = Math.min(maxInFlight - inFlight, maxUnacked - unackedCount());
+    const waiting = unackedCount(); // first: it may shrink the window
+    const room = Math.min(maxInFlight - inFlight, Math.floor(window) - waiting);
     if (room <= 0) return;
     const rows = options.outbox.due(room, resendAfterMs);
     if (rows.length === 0) return;
@@ -486,7 +504,7 @@ export function createOperatorLink(options: OperatorLinkOptions): OperatorLink {
       flush();
       return rows.map((r) => r.id);
     },
-    stats: () => ({ ...stats, inFlight, unacked: unacked.size }),
+    stats: () => ({ ...stats, inFlight, unacked: unacked.size, unackedWindow: Math.floor(window) }),
     async stop() {
       stopped = true;
       if (reconnectTimer) clearTimeout(reconnectTimer);

@@ -144,7 +144,7 @@ describe("sync channel", () => {
     }
   });
 
-  test("a backlog drains within the ack window: while acks are missing only the window is sent (and resent)", async () => {
+  test("a backlog drains within the ack window: while acks are missing only the window is sent, then half of it again", async () => {
     const world = await createSyncWorld();
     try {
       const cluster = await world.addCluster("dc1");
@@ -162,12 +162,14 @@ describe("sync channel", () => {
       await waitFor("the window sent", () => operator.link.stats().published === 10);
       await Bun.sleep(200);
       expect(operator.link.stats()).toMatchObject({ published: 10, unacked: 10 });
-      // Unacked past resendAfterMs: the same ten go again, nothing beyond them.
-      await waitFor("the window resent", () => operator.link.stats().published === 20);
+      // Unacked past resendAfterMs: the window halves and the oldest five go again, nothing beyond them.
+      await waitFor("the window resent", () => operator.link.stats().published === 15);
       await Bun.sleep(100);
-      expect(operator.link.stats().published).toBe(20);
+      expect(operator.link.stats()).toMatchObject({ published: 15, unacked: 5, unackedWindow: 5 });
       await world.channel.ingest.start();
       await waitFor("every report acked", () => operator.outbox.stats().pending === 0);
+      // Acks grew the window back.
+      expect(operator.link.stats().unackedWindow).toBeGreaterThan(5);
       const stored = await world.store.usage.list({ tenant: "acme" }, { limit: 100 });
       expect(stored.items.map((r) => r.id).sort()).toEqual([...ids].sort());
     } finally {
