@@ -141,6 +141,10 @@ export function createPresenceTracker(options: PresenceOptions): PresenceTracker
           }
           return decided.patch ? rowChanges(row, decided.patch) : null;
         })
+        .then(() => {
+          // The row is gone (the cluster was deleted): nothing to write, but it is offline all the same.
+          if (decided === null) move(clusterId, e, "offline", reason);
+        })
         .catch(ignore);
     },
     stateOf: (clusterId) => entries.get(clusterId)?.state ?? null,

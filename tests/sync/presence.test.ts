@@ -112,4 +112,19 @@ describe("presence", () => {
     await presence.stop();
     await store.close();
   });
+
+  test("a deleted cluster that disconnects is offline in memory too (no row to write)", async () => {
+    const { store, id, clock, logger } = await setup();
+    const presence = createPresenceTracker({ store, logger, clock: clock.now, restartGraceMs: 0 });
+    await presence.start();
+    presence.seen(id);
+    await presence.settled();
+    await store.clusters.delete("dc1");
+    presence.offline(id, "revoked");
+    await presence.settled();
+    expect(presence.stateOf(id)).toBe("offline");
+    expect(presence.counts()).toMatchObject({ connected: 0, offline: 1 });
+    await presence.stop();
+    await store.close();
+  });
 });
