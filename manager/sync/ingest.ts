@@ -134,8 +134,10 @@ export function createIngest(options: IngestOptions): Ingest {
   let acking: Promise<void> = Promise.resolve();
   const unsubscribes: Unsubscribe[] = [];
 
-  function classifyUsage(envelope: Envelope<"usage">): { reason: string } | { adjustment: boolean } {
-    const now = clock().getTime();
+  function classifyUsage(
+    envelope: Envelope<"usage">,
+    now: number,
+  ): { reason: string } | { adjustment: boolean } {
     const start = Date.parse(envelope.body.windowStart);
     const end = Date.parse(envelope.body.windowEnd);
     if (!(end > start) || end - start > policy.maxWindowMs) return { reason: "bad_window" };
@@ -144,7 +146,7 @@ export function createIngest(options: IngestOptions): Ingest {
     return { adjustment: end < now - policy.closeAfterMs };
   }
 
-  async function write(tx: StoreTx, envelope: Durable, receivedAt: string): Promise<Outcome> {
+  async function write(tx: StoreTx, envelope: Durable, receivedAt: string, now: number): Promise<Outcome> {
     switch (envelope.kind) {
       case "status": {
         const body = envelope.body;
@@ -166,7 +168,7 @@ export function createIngest(options: IngestOptions): Ingest {
         return "inserted";
       }
       case "usage": {
-        const verdict = classifyUsage(envelope);
+        const verdict = classifyUsage(envelope, now);
         if ("reason" in verdict) {
           const result = await tx.usageQuarantine.insert({
             id: envelope.id,
@@ -264,12 +266,14 @@ export function createIngest(options: IngestOptions): Ingest {
     const batch = pending.length <= batchMax ? pending : pending.slice(0, batchMax);
     pending = batch === pending ? [] : pending.slice(batchMax);
     if (pending.length > 0) queueFlush();
-    const receivedAt = clock().toISOString();
+    const received = clock(); // one clock reading per batch, not per report
+    const receivedAt = received.toISOString();
+    const now = received.getTime();
     const outcomes: Outcome[] = [];
     try {
       await options.store.transaction(async (tx) => {
         outcomes.length = 0;
-        for (const envelope of batch) outcomes.push(await write(tx, envelope, receivedAt));
+        for (const envelope of batch) outcomes.push(await write(tx, envelope, receivedAt, now));
       });
     } catch (error) {
       stats.commitFailures++;
