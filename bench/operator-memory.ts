@@ -41,11 +41,12 @@ async function runtimeFloor(): Promise<{ rss: number; anonymous: number; fileBac
 
 const progress = (text: string) => process.stderr.write(`operator-memory: ${text}\n`);
 
-export async function run(): Promise<void> {
-  const tenants = smoke ? 4 : 500;
-  const appsPerTenant = 10;
-  const floor = await runtimeFloor();
-  const world = await operatorWorld();
+async function measure(
+  world: Awaited<ReturnType<typeof operatorWorld>>,
+  tenants: number,
+  appsPerTenant: number,
+  floor: { rss: number },
+) {
   const { manager, operator } = world;
   const kube = operator.kube;
   const ok = async (method: string, path: string, body?: unknown) => {
@@ -116,7 +117,21 @@ export async function run(): Promise<void> {
     appPoints.push({ size: step, cost: rss - withTenants, rss });
   }
   const loaded = rssSplit(world.operatorPid);
-  await world.close();
+  return { idle, withTenants, loaded, tenantPoints, appPoints };
+}
+
+export async function run(): Promise<void> {
+  const tenants = smoke ? 4 : 500;
+  const appsPerTenant = 10;
+  const floor = await runtimeFloor();
+  const world = await operatorWorld();
+  // A failed step must not leave the Manager and operator processes behind.
+  const { idle, withTenants, loaded, tenantPoints, appPoints } = await measure(
+    world,
+    tenants,
+    appsPerTenant,
+    floor,
+  ).finally(() => world.close());
   const tenantExp = fitExponent(tenantPoints);
   const appExp = fitExponent(appPoints);
   const baseline = `${fmt.mb(floor.rss)} bare Bun`;
@@ -134,7 +149,7 @@ export async function run(): Promise<void> {
         generatorCpuShare: null,
       },
       {
-        measure: `operator RSS with ${tenants} tenants, ${apps} apps`,
+        measure: `operator RSS with ${tenants} tenants, ${tenants * appsPerTenant} apps`,
         baseline,
         value: fmt.mb(loaded.rss),
         ratio: overFloor(loaded.rss),
