@@ -7,7 +7,7 @@
  */
 import { join } from "node:path";
 import { startOperators, startRawClients, startServer } from "./channel.ts";
-import { cpuWindow, fmt, printTable, smoke, tempDir } from "./lib.ts";
+import { cpuMsOf, cpuWindow, fmt, printTable, smoke, tempDir } from "./lib.ts";
 import { benchPki } from "./pki.ts";
 
 export async function run(): Promise<void> {
@@ -23,11 +23,13 @@ export async function run(): Promise<void> {
   const aedes = await startServer({ mode: "aedes", pkiPath, count: 2 });
   const raw = await startRawClients({ pkiPath, count: 2, processes: 1, port: aedes.port });
   const baseCpu = cpuWindow(() => raw.children.map((c) => c.pid));
+  const brokerCpu0 = cpuMsOf(aedes.child.pid);
   const base = await raw.children[0]!.request<{ perSecond: number; received: number; seconds: number }>(
     { cmd: "pubsub", messages: baselineMessages, bytes: 300 },
     120_000,
   );
   const baseShare = baseCpu.finish();
+  const brokerCpuMs = cpuMsOf(aedes.child.pid) - brokerCpu0;
   await raw.close();
   await aedes.child.kill();
 
@@ -72,6 +74,10 @@ export async function run(): Promise<void> {
   const managerCpuMs = (managerCpu1.user + managerCpu1.system - managerCpu0.user - managerCpu0.system) / 1000;
   const ratio = perSecond / base.perSecond;
   const generatorCpuUsPerReport = (share.generatorCpuMs * 1000) / total;
+  // Load-independent comparison: all CPU spent per message (broker + clients) against per report (Manager +
+  // operators). On a machine shared with other work the rates starve, the CPU per unit much less.
+  const baseCpuUsPerMessage = ((brokerCpuMs + baseShare.generatorCpuMs) * 1000) / base.received;
+  const reportCpuUs = (managerCpuMs * 1000) / total + generatorCpuUsPerReport;
   printTable(
     "reports",
     [
@@ -87,11 +93,22 @@ export async function run(): Promise<void> {
           `baseline generator CPU share ${(baseShare.share * 100).toFixed(0)}%`,
           `Manager CPU ${((managerCpuMs * 1000) / total).toFixed(1)} µs per report`,
           `generator (operators) CPU ${generatorCpuUsPerReport.toFixed(1)} µs per report (${enqueue} enqueue)`,
+          `CPU per unit: ${baseCpuUsPerMessage.toFixed(1)} µs per raw message (broker + clients)`,
+          `${reportCpuUs.toFixed(1)} µs per report (Manager + operators): ${fmt.x(baseCpuUsPerMessage / reportCpuUs)}`,
         ].join("; "),
       },
     ],
     {
-      baseline: { messages: base.received, seconds: base.seconds, perSecond: base.perSecond },
+      baseline: {
+        messages: base.received,
+        seconds: base.seconds,
+        perSecond: base.perSecond,
+        brokerCpuMs,
+        clientCpuMs: baseShare.generatorCpuMs,
+        cpuUsPerMessage: baseCpuUsPerMessage,
+      },
+      cpuUsPerReport: reportCpuUs,
+      cpuRatio: baseCpuUsPerMessage / reportCpuUs,
       reports: {
         operators,
         perOperator,
