@@ -77,8 +77,15 @@ export async function run(): Promise<void> {
     ok: boolean;
     reconnectedAt: Array<number | null>;
     resyncedAt: Array<number | null>;
+    connects: number;
   }>({ cmd: "waitResynced", revision, timeoutMs: smoke ? 30_000 : 240_000 }, 300_000);
   const share = cpu.finish().share;
+  // What the restarted Manager saw: accepted sessions beyond one per operator, handshakes that failed and
+  // sessions that ended are connection attempts the storm wasted (a link gave up on its CONNACK and retried).
+  const managerStats = await manager.child.request<{
+    broker?: { connections: Record<string, unknown> };
+    cpu?: { user: number; system: number };
+  }>({ cmd: "stats" });
   await ops.close();
   await manager.child.kill();
   await dir.remove();
@@ -134,6 +141,11 @@ export async function run(): Promise<void> {
       p50ReconnectS: (percentile(reconnected, 50) - restartedAt) / 1000,
       p99ResyncS: (percentile(resynced, 99) - restartedAt) / 1000,
       curve,
+      linkConnects: results.reduce((a, r) => a + (r.connects ?? 0), 0),
+      managerConnections: managerStats.broker?.connections ?? null,
+      managerCpuMsPerReconnect: managerStats.cpu
+        ? (managerStats.cpu.user + managerStats.cpu.system) / 1000 / Math.max(reconnected.length, 1)
+        : null,
     },
   );
 }
