@@ -394,6 +394,7 @@ export function createOperatorLink(options: OperatorLinkOptions): OperatorLink {
   function flush(): void {
     const current = client;
     if (!current?.connected || inFlight >= maxInFlight) return;
+    if (options.outbox.stats().pending === 0) return; // idle: the counts are in memory, the query is not
     const waiting = unackedCount(); // first: it may shrink the window
     const room = Math.min(maxInFlight - inFlight, Math.floor(window) - waiting);
     if (room <= 0) return;
