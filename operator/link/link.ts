@@ -438,7 +438,11 @@ export function createOperatorLink(options: OperatorLinkOptions): OperatorLink {
     const next = mqtt.connect(options.brokerUrl, {
       clientId: options.clusterId,
       protocolVersion: 4,
-      clean: false, // persistent session: QoS1 messages for us wait at the broker while we are away
+      // A clean session: the database is the source of truth and the broker only transport (DESIGN.md §3), so
+      // nothing a persistent session would queue is needed — desired state is resent after `hello`, an ack missed
+      // while away is answered again when the report is resent, a command is refused (KN-503) or times out. A
+      // persistent session cost the broker ~10 KB per operator and a session restore on every reconnect.
+      clean: true,
       keepalive: options.keepaliveSeconds ?? 30,
       reconnectPeriod: 0, // we reconnect ourselves, with jitter
       connectTimeout: 10_000,

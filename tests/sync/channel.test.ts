@@ -430,7 +430,7 @@ describe("sync channel", () => {
         key: identity.privateKeyPem,
         protocolVersion: 4,
         reconnectPeriod: 0,
-        clean: false, // like an operator: a persistent session with subscriptions to tear down
+        clean: false, // a persistent session (as older operators and other MQTT clients may hold) with subscriptions to tear down
       });
       client.on("error", () => undefined);
       await new Promise((resolve) => client.once("connect", resolve));
