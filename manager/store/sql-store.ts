@@ -270,8 +270,8 @@ interface VersionedRow {
 
 // ── Read cache ───────────────────────────────────────────────────────────────────────────────────────────────────
 
-/** Rows (a get counts one, a page its items) one table's cache holds at most; the oldest entries go first. */
-export const READ_CACHE_ROWS_PER_TABLE = 20_000;
+/** Rows (a get counts one, a page its items) one table's cache holds at most (a few MB); the oldest go first. */
+export const READ_CACHE_ROWS_PER_TABLE = 5_000;
 
 function deepFreeze<T>(value: T): T {
   if (value !== null && typeof value === "object" && !Object.isFrozen(value)) {

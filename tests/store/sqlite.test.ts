@@ -4,6 +4,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { openStore, sqlitePathFor } from "../../manager/store/index.ts";
+import { READ_CACHE_ROWS_PER_TABLE } from "../../manager/store/sql-store.ts";
 import { openSqliteStore } from "../../manager/store/sqlite.ts";
 import type { Store } from "../../manager/store/store.ts";
 import { createMemoryLogger } from "../../shared/logger.ts";
@@ -194,6 +195,22 @@ describe("sqlite read cache", () => {
       }
       await new Promise((resolve) => setImmediate(resolve));
       expect(await store.tenants.get("acme")).toMatchObject({ displayName: "From elsewhere", version: 2 });
+    }));
+
+  test(`the cache holds at most ${READ_CACHE_ROWS_PER_TABLE} rows per table, forgetting the oldest first`, () =>
+    withFileStore(async (store) => {
+      await store.transaction(async (tx) => {
+        for (let i = 0; i <= READ_CACHE_ROWS_PER_TABLE; i++) await tx.tenants.insert(tenantRow(`t${i}`));
+      });
+      const first = await store.tenants.get("t0");
+      expect(await store.tenants.get("t0")).toBe(first!);
+      for (let i = 1; i <= READ_CACHE_ROWS_PER_TABLE; i++) await store.tenants.get(`t${i}`);
+      const again = await store.tenants.get("t0");
+      expect(again).toEqual(first!);
+      expect(again).not.toBe(first!);
+      // A page is one entry (counted as its 500 rows).
+      const page = await store.tenants.list({ limit: 500 });
+      expect(await store.tenants.list({ limit: 500 })).toBe(page);
     }));
 
   test("a read inside a transaction is never cached", () =>
