@@ -6,9 +6,9 @@
 import {
   CHANNELS,
   MANAGER_TO_OPERATOR,
+  managerSubscription,
   OPERATOR_TO_MANAGER,
   type OperatorChannel,
-  managerSubscription,
   operatorMayPublish,
   operatorMaySubscribe,
   parseTopic,

@@ -4,11 +4,12 @@
  * logged and counted. The same code runs embedded in the Manager and as `kubenova broker`.
  */
 import { once } from "node:events";
-import tls from "node:tls";
+import type tls from "node:tls";
 import { Aedes, type AedesPublishPacket, type Client, type PublishPacket, type Subscription } from "aedes";
 import type { Logger } from "../shared/logger.ts";
 import { CLUSTER_ID_PATTERN, operatorMayPublish } from "../shared/topics.ts";
 import { type Identity, mayPublish, mayReceive, maySubscribe } from "./acl.ts";
+import { createMutualTlsListener, type HandshakeAdmission } from "./admission.ts";
 import { createTokenBucket, type TokenBucket } from "./rate-limit.ts";
 import { indexRetainedMessages } from "./retained.ts";
 
@@ -25,6 +26,16 @@ export interface BrokerLimits {
    */
   abuseDropLimit?: number;
   abuseWindowMs?: number;
+  /**
+   * Handshake admission (broker/admission.ts): TLS handshakes in progress at most (default 64), the excess waits
+   * unread in a queue (default 32 × that) for at most `handshakeQueueWaitMs` (default 4,000: well inside an
+   * operator's 10 s connect timeout) and is closed before any crypto beyond it.
+   */
+  maxHandshakesInFlight?: number;
+  maxQueuedHandshakes?: number;
+  handshakeQueueWaitMs?: number;
+  /** A handshake not finished within this is aborted (default 10,000), so a stalled client frees its slot. */
+  handshakeTimeoutMs?: number;
 }
 
 export interface BrokerOptions {
@@ -78,6 +89,8 @@ export interface BrokerMetrics {
     refused: Record<RefusalReason, number>;
     /** Handshakes that failed before MQTT: no certificate, unknown CA, expired, self-signed, garbage. */
     tlsHandshakeFailures: number;
+    /** Connections closed before any crypto by handshake admission (too many handshakes in progress). */
+    handshakesShed: number;
     active: number;
     disconnected: Record<DisconnectReason, number>;
   };
@@ -146,6 +159,7 @@ function emptyMetrics(): BrokerMetrics {
         "allow-check-failed": 0,
       },
       tlsHandshakeFailures: 0,
+      handshakesShed: 0,
       active: 0,
       disconnected: {
         "client-disconnect": 0,
@@ -206,6 +220,13 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
     burst: options.limits.publishBurst ?? options.limits.publishRatePerSecond,
     abuseDropLimit: options.limits.abuseDropLimit ?? 10 * options.limits.publishRatePerSecond,
     abuseWindowMs: options.limits.abuseWindowMs ?? 10_000,
+  };
+  const maxHandshakesInFlight = options.limits.maxHandshakesInFlight ?? 64;
+  const handshakeAdmission: HandshakeAdmission = {
+    maxInFlight: maxHandshakesInFlight,
+    maxQueued: options.limits.maxQueuedHandshakes ?? 32 * maxHandshakesInFlight,
+    maxQueueWaitMs: options.limits.handshakeQueueWaitMs ?? 4_000,
+    handshakeTimeoutMs: options.limits.handshakeTimeoutMs ?? 10_000,
   };
   let closing = false;
 
@@ -497,28 +518,37 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
     log.error("broker internal error", { error }),
   );
 
-  const sockets = new Set<tls.TLSSocket>();
-  const server = tls.createServer(
-    {
-      ca: options.caPem,
-      cert: options.certPem,
-      key: options.keyPem,
-      requestCert: true,
-      rejectUnauthorized: true,
-      minVersion: "TLSv1.2",
-    },
-    (socket) => {
-      sockets.add(socket);
-      socket.once("close", () => sockets.delete(socket));
+  let shedLoggedAtMs = Number.NEGATIVE_INFINITY;
+  const listener = createMutualTlsListener({
+    caPem: options.caPem,
+    certPem: options.certPem,
+    keyPem: options.keyPem,
+    admission: handshakeAdmission,
+    onSecureConnection(socket) {
       socket.on("error", (error) => log.debug("socket error", { error: error.message }));
       aedes.handle(socket);
     },
-  );
-  server.on("tlsClientError", (error, socket) => {
-    metrics.connections.tlsHandshakeFailures++;
-    log.warn("TLS handshake refused", { error: error.message, remote: socket?.remoteAddress });
-    socket?.destroy();
+    onHandshakeFailure(error, remote) {
+      metrics.connections.tlsHandshakeFailures++;
+      log.warn("TLS handshake refused", { error: error.message, remote });
+    },
+    onShed(reason) {
+      metrics.connections.handshakesShed++;
+      // A storm sheds thousands: one warning per 10 s with the running total, the rest at debug.
+      const now = performance.now();
+      if (now - shedLoggedAtMs < 10_000) {
+        log.debug("connection shed before its TLS handshake", { reason });
+        return;
+      }
+      shedLoggedAtMs = now;
+      log.warn("connections shed before their TLS handshake: too many handshakes in progress", {
+        reason,
+        shed_total: metrics.connections.handshakesShed,
+        max_in_flight: handshakeAdmission.maxInFlight,
+      });
+    },
   });
+  const server = listener.server;
   server.on("error", (error) => log.error("broker listener error", { error }));
   server.listen(options.port, options.host);
   await Promise.race([
@@ -566,7 +596,7 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
       closing = true;
       const serverClosed = new Promise<void>((resolve) => server.close(() => resolve()));
       await new Promise<void>((resolve) => aedes.close(() => resolve()));
-      for (const socket of sockets) socket.destroy();
+      listener.destroyAll();
       await serverClosed;
       log.info("broker closed", {});
     },

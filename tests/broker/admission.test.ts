@@ -1,0 +1,111 @@
+/** Handshake admission (broker/admission.ts): a cap on TLS handshakes in progress, the excess shed before crypto. */
+import { afterEach, describe, expect, test } from "bun:test";
+import net from "node:net";
+import { type Broker, createBroker } from "../../broker/broker.ts";
+import { createMemoryLogger } from "../../shared/logger.ts";
+import { clusterId, endAll, makePki, type Pki, tryConnect } from "./fixtures.ts";
+
+const A = clusterId(1);
+const cleanups: Array<() => Promise<void> | void> = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+async function start(limits: {
+  handshakeQueueWaitMs?: number;
+  maxQueuedHandshakes?: number;
+  handshakeTimeoutMs?: number;
+}) {
+  const pki = await makePki();
+  const logger = createMemoryLogger("debug");
+  const broker = await createBroker({
+    host: "127.0.0.1",
+    port: 0,
+    caPem: pki.ca.certificatePem,
+    certPem: pki.server.certPem,
+    keyPem: pki.server.keyPem,
+    isClusterAllowed: async (id) => id === A,
+    limits: { maxPayloadBytes: 4096, publishRatePerSecond: 1000, maxHandshakesInFlight: 1, ...limits },
+    logger,
+  });
+  cleanups.push(() => broker.close());
+  return { pki, broker, logger };
+}
+
+/** A TCP connection that never sends a ClientHello: it holds a handshake slot until the handshake timeout. */
+async function stalledClient(broker: Broker): Promise<net.Socket> {
+  const socket = net.connect(broker.port, "127.0.0.1");
+  socket.on("error", () => undefined);
+  await new Promise((resolve) => socket.once("connect", resolve));
+  cleanups.push(() => void socket.destroy());
+  return socket;
+}
+
+async function operatorConnects(pki: Pki, broker: Broker, timeoutMs: number) {
+  const outcome = await tryConnect({
+    port: broker.port,
+    caPem: pki.ca.certificatePem,
+    identity: await pki.identity(A),
+    clientId: A,
+    timeoutMs,
+  });
+  cleanups.push(() => endAll(outcome.client));
+  return outcome;
+}
+
+describe("broker: handshake admission", () => {
+  test("a connection waiting past the queue wait is closed before any crypto, counted and logged", async () => {
+    const { pki, broker, logger } = await start({ handshakeQueueWaitMs: 200, handshakeTimeoutMs: 1_500 });
+    await stalledClient(broker); // takes the only slot
+    await Bun.sleep(50);
+    const outcome = await operatorConnects(pki, broker, 4_000);
+    // Queued behind the stalled handshake; when the slot frees (timeout) it has waited too long: shed, not served.
+    expect(outcome.connected).toBe(false);
+    expect(broker.metrics.connections.handshakesShed).toBe(1);
+    expect(broker.metrics.connections.tlsHandshakeFailures).toBe(1); // the stalled one, by the handshake timeout
+    expect(broker.metrics.connections.accepted).toBe(0);
+    expect(
+      logger.records.some((r) => String(r.msg).startsWith("connections shed before their TLS handshake")),
+    ).toBe(true);
+    // The slot is free again: the same operator now connects.
+    const retry = await operatorConnects(pki, broker, 4_000);
+    expect(retry.connected).toBe(true);
+  });
+
+  test("a connection beyond the queue bound is shed at once; a queued one is served when the slot frees", async () => {
+    const { pki, broker } = await start({
+      maxQueuedHandshakes: 1,
+      handshakeQueueWaitMs: 5_000,
+      handshakeTimeoutMs: 800,
+    });
+    await stalledClient(broker); // in flight
+    await stalledClient(broker); // queued (the queue holds one)
+    await Bun.sleep(50);
+    const shedAtOnce = await operatorConnects(pki, broker, 3_000);
+    expect(shedAtOnce.connected).toBe(false);
+    expect(broker.metrics.connections.handshakesShed).toBe(1);
+    // The first stalled handshake times out and the queued stalled one gets the slot; an operator arriving now is
+    // queued behind it and served when that one times out too, well within its queue wait.
+    await Bun.sleep(900);
+    expect(broker.metrics.connections.tlsHandshakeFailures).toBe(1);
+    const served = await operatorConnects(pki, broker, 5_000);
+    expect(served.connected).toBe(true);
+    expect(broker.metrics.connections.tlsHandshakeFailures).toBe(2);
+  });
+
+  test("handshakes below the cap are not delayed and still require a verified certificate", async () => {
+    const { pki, broker } = await start({});
+    const ok = await operatorConnects(pki, broker, 3_000);
+    expect(ok.connected).toBe(true);
+    const anonymous = await tryConnect({
+      port: broker.port,
+      caPem: pki.ca.certificatePem,
+      clientId: A,
+      timeoutMs: 3_000,
+    });
+    cleanups.push(() => endAll(anonymous.client));
+    expect(anonymous.connected).toBe(false);
+    expect(broker.metrics.connections.tlsHandshakeFailures).toBe(1);
+    expect(broker.metrics.connections.handshakesShed).toBe(0);
+  });
+});
