@@ -118,9 +118,12 @@ export async function runOperator(config: OperatorEnv, logger: Logger): Promise<
   const usage = createUsageCollector({
     kube,
     logger: log,
-    report: (body) => {
-      metrics.event("usage_report");
-      link?.report("usage", body);
+    report: (bodies) => {
+      for (const _ of bodies) metrics.event("usage_report");
+      link?.reportMany(
+        "usage",
+        bodies.map((body) => ({ body })),
+      );
     },
   });
   const watches = startWatches({ kube, logger: log, tenants, apps, addons });

@@ -96,7 +96,8 @@ export function windowContaining(at: Date, intervalMs: number): UsageWindow {
 export interface UsageCollectorOptions {
   kube: KubeClient;
   logger: Logger;
-  report: (body: UsageBody) => void;
+  /** One window's reports, all tenants at once (the link stores them in one outbox transaction). */
+  report: (bodies: UsageBody[]) => void;
   /** Window length; windows are aligned to multiples of it since the epoch. Default one hour. */
   intervalMs?: number;
   now?: () => Date;
@@ -238,7 +239,7 @@ export function createUsageCollector(options: UsageCollectorOptions): UsageColle
       metrics: entry.metrics,
       byProject: entry.byProject,
     }));
-    for (const body of bodies) options.report(body);
+    if (bodies.length > 0) options.report(bodies);
     log.info("usage reported", {
       window_start: window.start.toISOString(),
       tenants: bodies.length,

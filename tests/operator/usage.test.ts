@@ -197,7 +197,7 @@ test("per-tenant usage equals the hand-computed numbers", async () => {
     const collector = createUsageCollector({
       kube: createKubeClient({ kubeconfig: server.kubeconfig() }),
       logger: createMemoryLogger(),
-      report: (body) => reports.push(body),
+      report: (bodies) => reports.push(...bodies),
     });
     const window = { start: new Date("2025-03-01T09:00:00Z"), end: new Date("2025-03-01T10:00:00Z") };
     const bodies = await collector.collect(window);
@@ -272,7 +272,7 @@ test("start() reports the window that just closed, once per tenant; collectNow()
     const collector = createUsageCollector({
       kube: createKubeClient({ kubeconfig: server.kubeconfig() }),
       logger: createMemoryLogger(),
-      report: (body) => reports.push(body),
+      report: (bodies) => reports.push(...bodies),
       now: () => clock,
     });
     collector.start();
