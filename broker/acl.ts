@@ -12,6 +12,7 @@ import {
   operatorMayPublish,
   operatorMaySubscribe,
   parseTopic,
+  topicFor,
 } from "../shared/topics.ts";
 
 /** An authenticated peer: an operator (CN = cluster id) or the Manager's configured identity. */
@@ -65,3 +66,33 @@ export function mayReceive(identity: Identity, topic: string): boolean {
 
 /** Exposed for documentation and tests: the channels each side may publish. */
 export const PUBLISHABLE = { operator: OPERATOR_TO_MANAGER, manager: MANAGER_TO_OPERATOR } as const;
+
+/** An identity's ACL decided once at connect: for an operator each check is one Set lookup per packet. */
+export interface CompiledAcl {
+  mayPublish(topic: string): boolean;
+  maySubscribe(filter: string): boolean;
+  mayReceive(topic: string): boolean;
+}
+
+/**
+ * Compiles the checks above for one identity. An operator's allowed topics are a fixed, small list (its own
+ * topic root × the channels of each direction), and the same exact strings are what `operatorMayPublish`,
+ * `operatorMaySubscribe` and `mayReceive` accept for a valid cluster id (the broker checks the CN against
+ * CLUSTER_ID_PATTERN before it gets here). The Manager's side keeps the parsing checks: it is one client.
+ */
+export function compileAcl(identity: Identity): CompiledAcl {
+  if (identity.kind === "manager") {
+    return {
+      mayPublish: (topic) => managerMayPublish(topic),
+      maySubscribe: (filter) => managerMaySubscribe(filter),
+      mayReceive: (topic) => mayReceive(identity, topic),
+    };
+  }
+  const publishable = new Set(OPERATOR_TO_MANAGER.map((channel) => topicFor(identity.clusterId, channel)));
+  const receivable = new Set(MANAGER_TO_OPERATOR.map((channel) => topicFor(identity.clusterId, channel)));
+  return {
+    mayPublish: (topic) => publishable.has(topic),
+    maySubscribe: (filter) => receivable.has(filter),
+    mayReceive: (topic) => receivable.has(topic),
+  };
+}

@@ -8,8 +8,8 @@ import type tls from "node:tls";
 import { Aedes, type AedesPublishPacket, type Client, type PublishPacket, type Subscription } from "aedes";
 import type { Logger } from "../shared/logger.ts";
 import { CLUSTER_ID_PATTERN, operatorMayPublish } from "../shared/topics.ts";
-import { type Identity, mayPublish, mayReceive, maySubscribe } from "./acl.ts";
-import { createMutualTlsListener, type HandshakeAdmission } from "./admission.ts";
+import { type CompiledAcl, compileAcl, type Identity } from "./acl.ts";
+import { type AdmissionMetrics, createMutualTlsListener, type HandshakeAdmission } from "./admission.ts";
 import { createTokenBucket, type TokenBucket } from "./rate-limit.ts";
 import { indexRetainedMessages } from "./retained.ts";
 
@@ -120,6 +120,8 @@ export interface Broker {
   /** The in-process Aedes instance, for the embedded Manager bus (no loopback client). */
   readonly aedes: Aedes;
   readonly metrics: BrokerMetrics;
+  /** Handshake admission, live: handshakes in progress, connections waiting for a slot, connections shed. */
+  readonly handshakes: Readonly<AdmissionMetrics>;
   /** Refuses the cluster from now on and disconnects its live session at once; true if one was kicked. */
   revoke(clusterId: string): boolean;
   /** Cluster ids with a live session. */
@@ -132,6 +134,8 @@ export interface Broker {
 interface Session {
   client: Client;
   identity: Identity;
+  /** Decided once at connect: the per-packet checks are Set lookups. */
+  acl: CompiledAcl;
   bucket: TokenBucket;
   windowStartMs: number;
   dropsInWindow: number;
@@ -343,6 +347,7 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
     const session: Session = {
       client,
       identity,
+      acl: compileAcl(identity),
       bucket: createTokenBucket({ ratePerSecond: limits.rate, burst: limits.burst }),
       windowStartMs: now,
       dropsInWindow: 0,
@@ -400,7 +405,7 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
     // The last will (presence `offline`) is published while the client closes: ACL yes, rate limit no.
     const isWill = client.closed;
     let abusive = false;
-    if (!mayPublish(session.identity, packet.topic)) abusive = drop(session, "publishAcl", packet);
+    if (!session.acl.mayPublish(packet.topic)) abusive = drop(session, "publishAcl", packet);
     else if (packet.payload.length > limits.maxPayloadBytes)
       abusive = drop(session, "payloadTooLarge", packet);
     else if (!isWill && !session.bucket.take()) abusive = drop(session, "rateLimited", packet);
@@ -422,7 +427,7 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
     callback: (error: Error | null, subscription?: Subscription | null) => void,
   ): void {
     const session = sessions.get(client);
-    if (session && maySubscribe(session.identity, subscription.topic)) {
+    if (session?.acl.maySubscribe(subscription.topic)) {
       // DESIGN.md §3: every channel is QoS 1; a QoS 2 request is granted QoS 1.
       callback(null, { ...subscription, qos: Math.min(subscription.qos, 1) as 0 | 1 });
       return;
@@ -438,7 +443,7 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
 
   function authorizeForward(client: Client, packet: AedesPublishPacket): AedesPublishPacket | null {
     const session = sessions.get(client);
-    if (session && mayReceive(session.identity, packet.topic)) return packet;
+    if (session?.acl.mayReceive(packet.topic)) return packet;
     metrics.denials.forward++;
     log.warn("delivery refused", {
       cluster: session ? describe(session.identity) : client.id,
@@ -566,6 +571,7 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
     port,
     aedes,
     metrics,
+    handshakes: listener.metrics,
     revoke(clusterId) {
       revoked.add(clusterId);
       let kicked = false;

@@ -3,7 +3,7 @@ import { afterEach, describe, expect, test } from "bun:test";
 import net from "node:net";
 import { type Broker, createBroker } from "../../broker/broker.ts";
 import { createMemoryLogger } from "../../shared/logger.ts";
-import { clusterId, endAll, makePki, type Pki, tryConnect } from "./fixtures.ts";
+import { clusterId, endAll, makePki, type Pki, tryConnect, waitFor } from "./fixtures.ts";
 
 const A = clusterId(1);
 const cleanups: Array<() => Promise<void> | void> = [];
@@ -57,7 +57,7 @@ describe("broker: handshake admission", () => {
   test("a connection waiting past the queue wait is closed before any crypto, counted and logged", async () => {
     const { pki, broker, logger } = await start({ handshakeQueueWaitMs: 200, handshakeTimeoutMs: 1_500 });
     await stalledClient(broker); // takes the only slot
-    await Bun.sleep(50);
+    await waitFor(() => broker.handshakes.inFlight === 1, 3_000, "stalled handshake in flight");
     const outcome = await operatorConnects(pki, broker, 4_000);
     // Queued behind the stalled handshake; when the slot frees (timeout) it has waited too long: shed, not served.
     expect(outcome.connected).toBe(false);
@@ -79,15 +79,20 @@ describe("broker: handshake admission", () => {
       handshakeTimeoutMs: 800,
     });
     await stalledClient(broker); // in flight
+    await waitFor(() => broker.handshakes.inFlight === 1, 3_000, "stalled handshake in flight");
     await stalledClient(broker); // queued (the queue holds one)
-    await Bun.sleep(50);
+    await waitFor(() => broker.handshakes.queued === 1, 3_000, "stalled handshake queued");
     const shedAtOnce = await operatorConnects(pki, broker, 3_000);
     expect(shedAtOnce.connected).toBe(false);
     expect(broker.metrics.connections.handshakesShed).toBe(1);
     // The first stalled handshake times out and the queued stalled one gets the slot; an operator arriving now is
     // queued behind it and served when that one times out too, well within its queue wait.
-    await Bun.sleep(900);
-    expect(broker.metrics.connections.tlsHandshakeFailures).toBe(1);
+    await waitFor(
+      () => broker.metrics.connections.tlsHandshakeFailures === 1,
+      3_000,
+      "first handshake timed out",
+    );
+    expect(broker.handshakes.inFlight).toBe(1);
     const served = await operatorConnects(pki, broker, 5_000);
     expect(served.connected).toBe(true);
     expect(broker.metrics.connections.tlsHandshakeFailures).toBe(2);

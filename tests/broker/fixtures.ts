@@ -1,7 +1,7 @@
 /** Test fixtures for the broker and bus suites: a CA, the broker's server certificate, client identities, clients. */
 import "reflect-metadata";
 import mqtt, { type IClientOptions, type MqttClient } from "mqtt";
-import { createCertificateAuthority, type CertificateAuthority } from "../../manager/pki/ca.ts";
+import { type CertificateAuthority, createCertificateAuthority } from "../../manager/pki/ca.ts";
 import { createCsr, exportPrivateKeyPem, generateKeyPair } from "../../shared/pki.ts";
 
 export interface ClientIdentity {

@@ -5,12 +5,11 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import type { MqttClient } from "mqtt";
 import { type Broker, type BrokerOptions, createBroker } from "../../broker/broker.ts";
-import { createEmbeddedBus } from "../../manager/bus/embedded.ts";
 import type { Bus } from "../../manager/bus/bus.ts";
+import { createEmbeddedBus } from "../../manager/bus/embedded.ts";
 import { createCertificateAuthority } from "../../manager/pki/ca.ts";
 import { createMemoryLogger } from "../../shared/logger.ts";
 import { managerSubscription, topicFor } from "../../shared/topics.ts";
-import { selfSignedIdentity } from "./self-signed.ts";
 import {
   clusterId,
   collect,
@@ -23,6 +22,7 @@ import {
   tryConnect,
   waitFor,
 } from "./fixtures.ts";
+import { selfSignedIdentity } from "./self-signed.ts";
 
 const A = clusterId(0xa);
 const B = clusterId(0xb);
