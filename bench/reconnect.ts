@@ -30,13 +30,25 @@ export async function run(): Promise<void> {
   );
   const baseShare = baseCpu.finish().share;
   const handshakeRate = hs.reduce((a, h) => a + h.count, 0) / Math.max(...hs.map((h) => h.seconds));
-  await raw.close();
   await tlsServer.child.kill();
 
   const dir = await tempDir("kn-bench-storm-");
   const dbPath = join(dir.path, "m.db");
   let manager = await startServer({ mode: "manager", pkiPath, count, dbPath });
   const port = manager.port;
+  // The same handshakes through the Manager's broker path (handshake admission, then closed before CONNECT):
+  // what admission costs against the bare listener.
+  const viaBroker = await Promise.all(
+    raw.children.map((c) =>
+      c.request<{ perSecond: number; count: number; seconds: number }>(
+        { cmd: "handshakes", count: Math.ceil(handshakes / processes), concurrency: 16, port },
+        120_000,
+      ),
+    ),
+  );
+  const brokerHandshakeRate =
+    viaBroker.reduce((a, h) => a + h.count, 0) / Math.max(...viaBroker.map((h) => h.seconds));
+  await raw.close();
   // Reports (the status of the applied change) are flushed on enqueue; the idle outbox poll every 250 ms (66% of
   // a generator's CPU) is slowed so the generators do not starve the Manager (see connections.ts).
   const ops = await startOperators({
@@ -134,6 +146,7 @@ export async function run(): Promise<void> {
       count,
       connectedBefore,
       handshakeRate,
+      brokerHandshakeRate,
       downMs: restartedAt - killedAt,
       reconnected: reconnected.length,
       resynced: resynced.length,

@@ -100,6 +100,8 @@ await serveCommands(async (command) => {
     case "handshakes": {
       const count = command.count as number;
       const concurrency = command.concurrency ?? 32;
+      // Another listener than the one this process was started for (the broker path after the bare listener).
+      const port = (command.port as number | undefined) ?? config.port;
       let next = 0;
       let failed = 0;
       const t0 = performance.now();
@@ -108,7 +110,7 @@ await serveCommands(async (command) => {
           const identity = identities[index % identities.length]!;
           const socket = tls.connect({
             host: "127.0.0.1",
-            port: config.port,
+            port,
             ca: pki.caPem,
             cert: identity.certPem,
             key: pki.clientKeyPem,
