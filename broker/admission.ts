@@ -31,7 +31,12 @@ export interface MutualTlsListenerOptions {
   caPem: string;
   certPem: string;
   keyPem: string;
-  admission: HandshakeAdmission;
+  /**
+   * Null: Bun's own `tls.Server` does the handshakes with no cap (no admission control, and ~2.6 KB less per
+   * connection: a wrapped TLSSocket keeps the plain socket beside it — 21.6 vs 19.0 KB per held connection,
+   * measured under Bun 1.4.5).
+   */
+  admission: HandshakeAdmission | null;
   /** A verified client (requestCert + rejectUnauthorized against `caPem`): hand it to the protocol. */
   onSecureConnection(socket: tls.TLSSocket): void;
   /** A handshake that failed: no or bad certificate, garbage, a client hanging up, the handshake timeout. */
@@ -53,7 +58,8 @@ interface Waiting {
 }
 
 export function createMutualTlsListener(options: MutualTlsListenerOptions): MutualTlsListener {
-  const { admission } = options;
+  if (options.admission === null) return createUncappedListener(options);
+  const admission: HandshakeAdmission = options.admission;
   // One context for every connection: a context per socket would repeat the CA and key parsing per handshake.
   const secureContext = tls.createSecureContext({
     ca: options.caPem,
@@ -161,6 +167,38 @@ export function createMutualTlsListener(options: MutualTlsListenerOptions): Mutu
   return {
     server,
     metrics,
+    destroyAll() {
+      for (const socket of sockets) socket.destroy();
+      sockets.clear();
+    },
+  };
+}
+
+/** Bun's tls.Server, every handshake started at once (see `admission: null`). */
+function createUncappedListener(options: MutualTlsListenerOptions): MutualTlsListener {
+  const sockets = new Set<tls.TLSSocket>();
+  const server = tls.createServer(
+    {
+      ca: options.caPem,
+      cert: options.certPem,
+      key: options.keyPem,
+      requestCert: true,
+      rejectUnauthorized: true,
+      minVersion: "TLSv1.2",
+    },
+    (socket) => {
+      sockets.add(socket);
+      socket.once("close", () => sockets.delete(socket));
+      options.onSecureConnection(socket);
+    },
+  );
+  server.on("tlsClientError", (error, socket) => {
+    options.onHandshakeFailure(error, socket?.remoteAddress);
+    socket?.destroy();
+  });
+  return {
+    server,
+    metrics: { shed: 0, inFlight: 0, queued: 0 },
     destroyAll() {
       for (const socket of sockets) socket.destroy();
       sockets.clear();

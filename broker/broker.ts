@@ -27,9 +27,11 @@ export interface BrokerLimits {
   abuseDropLimit?: number;
   abuseWindowMs?: number;
   /**
-   * Handshake admission (broker/admission.ts): TLS handshakes in progress at most (default 64), the excess waits
-   * unread in a queue (default 32 × that) for at most `handshakeQueueWaitMs` (default 4,000: well inside an
-   * operator's 10 s connect timeout) and is closed before any crypto beyond it.
+   * Handshake admission (broker/admission.ts), off unless `maxHandshakesInFlight` is set: at most that many TLS
+   * handshakes in progress (64 measured well), the excess waits unread in a queue (default 32 × that) for at most
+   * `handshakeQueueWaitMs` (default 4,000: inside an operator's 10 s connect timeout) and is closed before any
+   * crypto beyond it. Off by default because the wrapped sockets cost ~2.6 KB more per connection under Bun 1.4.5
+   * and, with clean operator sessions, a 2,500-operator storm was no faster with it (docs/benchmarks.md).
    */
   maxHandshakesInFlight?: number;
   maxQueuedHandshakes?: number;
@@ -225,13 +227,16 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
     abuseDropLimit: options.limits.abuseDropLimit ?? 10 * options.limits.publishRatePerSecond,
     abuseWindowMs: options.limits.abuseWindowMs ?? 10_000,
   };
-  const maxHandshakesInFlight = options.limits.maxHandshakesInFlight ?? 64;
-  const handshakeAdmission: HandshakeAdmission = {
-    maxInFlight: maxHandshakesInFlight,
-    maxQueued: options.limits.maxQueuedHandshakes ?? 32 * maxHandshakesInFlight,
-    maxQueueWaitMs: options.limits.handshakeQueueWaitMs ?? 4_000,
-    handshakeTimeoutMs: options.limits.handshakeTimeoutMs ?? 10_000,
-  };
+  const maxHandshakesInFlight = options.limits.maxHandshakesInFlight ?? 0;
+  const handshakeAdmission: HandshakeAdmission | null =
+    maxHandshakesInFlight > 0
+      ? {
+          maxInFlight: maxHandshakesInFlight,
+          maxQueued: options.limits.maxQueuedHandshakes ?? 32 * maxHandshakesInFlight,
+          maxQueueWaitMs: options.limits.handshakeQueueWaitMs ?? 4_000,
+          handshakeTimeoutMs: options.limits.handshakeTimeoutMs ?? 10_000,
+        }
+      : null;
   let closing = false;
 
   function emit(event: "connected" | "disconnected", clusterId: string, reason?: DisconnectReason): void {
@@ -549,7 +554,7 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
       log.warn("connections shed before their TLS handshake: too many handshakes in progress", {
         reason,
         shed_total: metrics.connections.handshakesShed,
-        max_in_flight: handshakeAdmission.maxInFlight,
+        max_in_flight: maxHandshakesInFlight,
       });
     },
   });

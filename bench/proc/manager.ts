@@ -103,7 +103,12 @@ if (config.mode === "tls") {
     keyPem: pki.server.keyPem,
     isClusterAllowed: async (id) => (await store.clusters.getById(id)) !== null,
     // 500/s per connection: the KUBENOVA_MQTT_PUBLISH_RATE default.
-    limits: { maxPayloadBytes: 256 * 1024, publishRatePerSecond: 500 },
+    // BENCH_HANDSHAKE_CAP=<n>: handshake admission on with n handshakes in flight (broker/admission.ts).
+    limits: {
+      maxPayloadBytes: 256 * 1024,
+      publishRatePerSecond: 500,
+      maxHandshakesInFlight: Number(process.env.BENCH_HANDSHAKE_CAP ?? 0),
+    },
     logger,
   });
   port = broker.port;
