@@ -12,7 +12,7 @@ import {
   operatorMayPublish,
   operatorMaySubscribe,
   parseTopic,
-  topicFor,
+  TOPIC_ROOT,
 } from "../shared/topics.ts";
 
 /** An authenticated peer: an operator (CN = cluster id) or the Manager's configured identity. */
@@ -67,7 +67,10 @@ export function mayReceive(identity: Identity, topic: string): boolean {
 /** Exposed for documentation and tests: the channels each side may publish. */
 export const PUBLISHABLE = { operator: OPERATOR_TO_MANAGER, manager: MANAGER_TO_OPERATOR } as const;
 
-/** An identity's ACL decided once at connect: for an operator each check is one Set lookup per packet. */
+const OPERATOR_PUBLISHES = new Set<string>(OPERATOR_TO_MANAGER);
+const OPERATOR_RECEIVES = new Set<string>(MANAGER_TO_OPERATOR);
+
+/** An identity's ACL decided once at connect: for an operator each check is a prefix test and one Set lookup. */
 export interface CompiledAcl {
   mayPublish(topic: string): boolean;
   maySubscribe(filter: string): boolean;
@@ -88,11 +91,12 @@ export function compileAcl(identity: Identity): CompiledAcl {
       mayReceive: (topic) => mayReceive(identity, topic),
     };
   }
-  const publishable = new Set(OPERATOR_TO_MANAGER.map((channel) => topicFor(identity.clusterId, channel)));
-  const receivable = new Set(MANAGER_TO_OPERATOR.map((channel) => topicFor(identity.clusterId, channel)));
+  // One string per client (its topic root); the channel sets are shared: a few bytes per connection, not a Set.
+  const prefix = `${TOPIC_ROOT}/${identity.clusterId}/`;
+  const channelOf = (topic: string) => (topic.startsWith(prefix) ? topic.slice(prefix.length) : "");
   return {
-    mayPublish: (topic) => publishable.has(topic),
-    maySubscribe: (filter) => receivable.has(filter),
-    mayReceive: (topic) => receivable.has(topic),
+    mayPublish: (topic) => OPERATOR_PUBLISHES.has(channelOf(topic)),
+    maySubscribe: (filter) => OPERATOR_RECEIVES.has(channelOf(filter)),
+    mayReceive: (topic) => OPERATOR_RECEIVES.has(channelOf(topic)),
   };
 }
