@@ -15,6 +15,7 @@ export const BROKER_ENV = {
   KUBENOVA_MQTT_PORT: MANAGER_ENV.KUBENOVA_MQTT_PORT,
   KUBENOVA_MQTT_MAX_PAYLOAD_BYTES: MANAGER_ENV.KUBENOVA_MQTT_MAX_PAYLOAD_BYTES,
   KUBENOVA_MQTT_PUBLISH_RATE: MANAGER_ENV.KUBENOVA_MQTT_PUBLISH_RATE,
+  KUBENOVA_MQTT_MAX_HANDSHAKES: MANAGER_ENV.KUBENOVA_MQTT_MAX_HANDSHAKES,
   KUBENOVA_CA_CERT_FILE: {
     schema: z.string({ error: "is required" }).min(1),
     doc: "Cluster CA certificate (PEM) that signed the operators' client certificates",
@@ -43,6 +44,7 @@ export interface BrokerConfig {
   port: number;
   maxPayloadBytes: number;
   publishRatePerSecond: number;
+  maxHandshakesInFlight: number;
   caCertFile: string;
   certFile: string;
   keyFile: string;
@@ -62,6 +64,7 @@ export function parseBrokerConfig(env: Record<string, string | undefined>): Brok
     port: e.KUBENOVA_MQTT_PORT,
     maxPayloadBytes: e.KUBENOVA_MQTT_MAX_PAYLOAD_BYTES,
     publishRatePerSecond: e.KUBENOVA_MQTT_PUBLISH_RATE,
+    maxHandshakesInFlight: e.KUBENOVA_MQTT_MAX_HANDSHAKES,
     caCertFile: e.KUBENOVA_CA_CERT_FILE,
     certFile: e.KUBENOVA_BROKER_CERT_FILE,
     keyFile: e.KUBENOVA_BROKER_KEY_FILE,

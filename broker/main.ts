@@ -35,7 +35,11 @@ export async function runBroker(config: BrokerConfig, logger: Logger): Promise<R
     keyPem,
     isClusterAllowed: async (clusterId) => !(revocations?.has(clusterId) ?? false),
     managerIdentity: config.managerIdentity,
-    limits: { maxPayloadBytes: config.maxPayloadBytes, publishRatePerSecond: config.publishRatePerSecond },
+    limits: {
+      maxPayloadBytes: config.maxPayloadBytes,
+      publishRatePerSecond: config.publishRatePerSecond,
+      maxHandshakesInFlight: config.maxHandshakesInFlight,
+    },
     logger,
   });
   kick = (clusterId) => broker.revoke(clusterId);

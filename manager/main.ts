@@ -8,28 +8,28 @@ import { mkdir, readFile } from "node:fs/promises";
 import { hostname } from "node:os";
 import { type Broker, createBroker } from "../broker/broker.ts";
 import { RevocationFileSchema, writeRevocationFile } from "../broker/revocations.ts";
-import { createCsr, exportPrivateKeyPem, generateKeyPair } from "../shared/pki.ts";
 import type { ManagerConfig } from "../shared/config.ts";
 import { KubeNovaError } from "../shared/errors.ts";
 import type { Logger } from "../shared/logger.ts";
+import { createCsr, exportPrivateKeyPem, generateKeyPair } from "../shared/pki.ts";
+import { KUBENOVA_VERSION } from "../shared/version.ts";
 import { loadOrCreateJwtSecret } from "./auth/secret.ts";
 import { createTokenSigner, type PrivateJwk, type TokenSigner } from "./auth/signer.ts";
 import { createTokenVerifier, type TokenVerifier } from "./auth/verifier.ts";
-import { createEnvelope, type Envelope } from "./crypto/envelope.ts";
-import { loadOrCreateKeyring } from "./crypto/keyring-file.ts";
 import type { Bus } from "./bus/bus.ts";
 import { createEmbeddedBus } from "./bus/embedded.ts";
 import { createExternalBus } from "./bus/external.ts";
+import { createEnvelope, type Envelope } from "./crypto/envelope.ts";
+import { loadOrCreateKeyring } from "./crypto/keyring-file.ts";
 import { createApp } from "./http/app.ts";
+import type { AppServices } from "./http/context.ts";
 import { createManagerMetrics } from "./metrics.ts";
 import type { CertificateAuthority } from "./pki/ca.ts";
 import { loadBrokerServerCertificate, loadOrCreateCertificateAuthority } from "./pki/ca-store.ts";
 import { type EnrolmentDeps, enrolmentSettingsFromConfig, isClusterAllowed } from "./services/enrolment.ts";
-import { createSyncChannel, type SyncChannel } from "./sync/channel.ts";
-import type { AppServices } from "./http/context.ts";
 import { openStore } from "./store/index.ts";
 import type { Store } from "./store/store.ts";
-import { KUBENOVA_VERSION } from "../shared/version.ts";
+import { createSyncChannel, type SyncChannel } from "./sync/channel.ts";
 
 /** The certificate CN the Manager uses on an external broker (the broker's ACL gives it the Manager's side). */
 export const MANAGER_IDENTITY = "kubenova-manager";
@@ -175,6 +175,7 @@ export async function buildManager(config: ManagerConfig, logger: Logger): Promi
       limits: {
         maxPayloadBytes: config.mqtt.maxPayloadBytes,
         publishRatePerSecond: config.mqtt.publishRatePerSecond,
+        maxHandshakesInFlight: config.mqtt.maxHandshakesInFlight,
       },
       logger: logger.child({ adapter: "broker" }),
     });

@@ -145,6 +145,10 @@ export const MANAGER_ENV = {
     schema: z.coerce.number().int().min(1).max(100_000).default(500),
     doc: "Publishes per second one operator connection may sustain",
   },
+  KUBENOVA_MQTT_MAX_HANDSHAKES: {
+    schema: z.coerce.number().int().min(0).max(10_000).default(0),
+    doc: "TLS handshakes the embedded broker runs at once; the excess waits or is refused before any crypto (0 = no limit)",
+  },
   KUBENOVA_CA_CERT_FILE: {
     schema: z.string().min(1).optional(),
     doc: "CA certificate (PEM) instead of the generated CA",
@@ -238,6 +242,7 @@ export interface ManagerConfig {
     externalUrl: string | null;
     maxPayloadBytes: number;
     publishRatePerSecond: number;
+    maxHandshakesInFlight: number;
   };
   pki: {
     caCertFile: string | null;
@@ -304,6 +309,7 @@ export function parseManagerConfig(env: Record<string, string | undefined>): Man
       externalUrl: e.KUBENOVA_MQTT_EXTERNAL_URL ?? null,
       maxPayloadBytes: e.KUBENOVA_MQTT_MAX_PAYLOAD_BYTES,
       publishRatePerSecond: e.KUBENOVA_MQTT_PUBLISH_RATE,
+      maxHandshakesInFlight: e.KUBENOVA_MQTT_MAX_HANDSHAKES,
     },
     pki: {
       caCertFile: e.KUBENOVA_CA_CERT_FILE ?? null,

@@ -100,6 +100,8 @@ describe("config", () => {
     expect(config.dataDir).toBe("./data");
     expect(config.databaseUrl).toBeNull();
     expect(config.insecureDevAuth).toBe(false);
+    expect(config.mqtt.maxHandshakesInFlight).toBe(0);
+    expect(parseManagerConfig({ KUBENOVA_MQTT_MAX_HANDSHAKES: "64" }).mqtt.maxHandshakesInFlight).toBe(64);
   });
 
   test.each([
@@ -108,6 +110,8 @@ describe("config", () => {
     ["KUBENOVA_JWT_LEEWAY_SECONDS", "61"],
     ["KUBENOVA_JWT_ALGORITHMS", "HS256"],
     ["KUBENOVA_BODY_LIMIT_BYTES", "10"],
+    ["KUBENOVA_MQTT_MAX_HANDSHAKES", "-1"],
+    ["KUBENOVA_MQTT_MAX_HANDSHAKES", "many"],
   ])("%s=%s is a ConfigError naming the variable", (name, value) => {
     expect(() => parseManagerConfig({ [name]: value })).toThrow(ConfigError);
     expect(() => parseManagerConfig({ [name]: value })).toThrow(name);
