@@ -30,8 +30,10 @@ export interface BrokerLimits {
    * Handshake admission (broker/admission.ts), off unless `maxHandshakesInFlight` is set: at most that many TLS
    * handshakes in progress (64 measured well), the excess waits unread in a queue (default 32 × that) for at most
    * `handshakeQueueWaitMs` (default 4,000: inside an operator's 10 s connect timeout) and is closed before any
-   * crypto beyond it. Off by default because the wrapped sockets cost ~2.6 KB more per connection under Bun 1.4.5
-   * and, with clean operator sessions, a 2,500-operator storm was no faster with it (docs/benchmarks.md).
+   * crypto beyond it. Off when unset here; the Manager and `kubenova broker` pass KUBENOVA_MQTT_MAX_HANDSHAKES
+   * (default 64): without it a storm of 10,000 reconnecting operators collapsed (38,715 handshakes abandoned
+   * past the operators' connect timeout), with it the wrapped sockets cost ~2.6 KB more per connection under
+   * Bun 1.4.5 (docs/benchmarks.md).
    */
   maxHandshakesInFlight?: number;
   maxQueuedHandshakes?: number;

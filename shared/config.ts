@@ -146,7 +146,7 @@ export const MANAGER_ENV = {
     doc: "Publishes per second one operator connection may sustain",
   },
   KUBENOVA_MQTT_MAX_HANDSHAKES: {
-    schema: z.coerce.number().int().min(0).max(10_000).default(0),
+    schema: z.coerce.number().int().min(0).max(10_000).default(64),
     doc: "TLS handshakes the embedded broker runs at once; the excess waits or is refused before any crypto (0 = no limit)",
   },
   KUBENOVA_CA_CERT_FILE: {

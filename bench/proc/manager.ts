@@ -103,11 +103,11 @@ if (config.mode === "tls") {
     keyPem: pki.server.keyPem,
     isClusterAllowed: async (id) => (await store.clusters.getById(id)) !== null,
     // 500/s per connection: the KUBENOVA_MQTT_PUBLISH_RATE default.
-    // BENCH_HANDSHAKE_CAP=<n>: handshake admission on with n handshakes in flight (broker/admission.ts).
+    // Handshake admission as KUBENOVA_MQTT_MAX_HANDSHAKES defaults (64); BENCH_HANDSHAKE_CAP=<n> overrides, 0 = off.
     limits: {
       maxPayloadBytes: 256 * 1024,
       publishRatePerSecond: 500,
-      maxHandshakesInFlight: Number(process.env.BENCH_HANDSHAKE_CAP ?? 0),
+      maxHandshakesInFlight: Number(process.env.BENCH_HANDSHAKE_CAP ?? 64),
     },
     logger,
   });

@@ -100,8 +100,8 @@ describe("config", () => {
     expect(config.dataDir).toBe("./data");
     expect(config.databaseUrl).toBeNull();
     expect(config.insecureDevAuth).toBe(false);
-    expect(config.mqtt.maxHandshakesInFlight).toBe(0);
-    expect(parseManagerConfig({ KUBENOVA_MQTT_MAX_HANDSHAKES: "64" }).mqtt.maxHandshakesInFlight).toBe(64);
+    expect(config.mqtt.maxHandshakesInFlight).toBe(64);
+    expect(parseManagerConfig({ KUBENOVA_MQTT_MAX_HANDSHAKES: "0" }).mqtt.maxHandshakesInFlight).toBe(0);
   });
 
   test.each([
