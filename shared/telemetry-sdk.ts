@@ -14,6 +14,7 @@ import {
   type SpanProcessor,
   TracerProvider,
 } from "@opentelemetry/sdk-trace";
+import { tracingRegistered } from "./tracing.ts";
 
 export interface Telemetry {
   shutdown(): Promise<void>;
@@ -39,6 +40,7 @@ export function setupTelemetry(options: {
   context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
   const provider = new TracerProvider({ spanProcessors: processors });
   trace.setGlobalTracerProvider(provider);
+  tracingRegistered();
   return {
     shutdown: () => provider.shutdown(),
     forceFlush: () => provider.forceFlush(),

@@ -7,16 +7,29 @@
 import {
   type Context,
   context,
+  INVALID_SPAN_CONTEXT,
   type Span,
   SpanKind,
   SpanStatusCode,
-  trace,
   TraceFlags,
+  trace,
 } from "@opentelemetry/api";
 
 const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
 
 export const tracer = () => trace.getTracer("kubenova");
+
+/**
+ * Whether an SDK registered a tracer provider (shared/telemetry-sdk.ts says so). Until then a span with no remote
+ * parent is the API's no-op span, handed out without starting one: a request's span otherwise cost a few µs of
+ * the API's hot path for nothing.
+ */
+let providerRegistered = false;
+const NO_SPAN: Span = trace.wrapSpanContext(INVALID_SPAN_CONTEXT);
+
+export function tracingRegistered(): void {
+  providerRegistered = true;
+}
 
 /** The `traceparent` of a span (default: the active one); undefined when nothing is being traced. */
 export function traceparentOf(span: Span | undefined = trace.getActiveSpan()): string | undefined {
@@ -47,6 +60,8 @@ export async function inSpan<T>(
   },
   fn: (span: Span) => Promise<T>,
 ): Promise<T> {
+  // A remote parent still flows through the no-op tracer (its traceparent is passed on), so only the rest is cut.
+  if (!providerRegistered && !options.parent) return fn(NO_SPAN);
   const parent = options.parent ? contextFrom(options.parent) : context.active();
   return tracer().startActiveSpan(
     name,
