@@ -9,7 +9,7 @@
 import "reflect-metadata";
 import { join } from "node:path";
 import { createOperatorLink, type OperatorLink } from "../../operator/link/link.ts";
-import { openOutbox, type Outbox } from "../../operator/link/outbox.ts";
+import { type Outbox, openOutbox } from "../../operator/link/outbox.ts";
 import { createLogger } from "../../shared/logger.ts";
 import { childConfig, send, serveCommands } from "../lib.ts";
 import { loadPki } from "../pki.ts";

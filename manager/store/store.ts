@@ -10,8 +10,7 @@
  * - Lists are ordered by their key, paged with an opaque cursor; `where` is an extra predicate applied in order
  *   while filling a page, so pages stay full and cursors stay stable whatever the predicate.
  */
-import type { ClusterStatus, UsageMetrics } from "../../shared/api/models.ts";
-import type { AppSpec } from "../../shared/api/models.ts";
+import type { AppSpec, ClusterStatus, UsageMetrics } from "../../shared/api/models.ts";
 
 export interface PageRequest {
   limit: number;
