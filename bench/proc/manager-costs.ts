@@ -24,10 +24,17 @@ const { cluster } = (await call("POST", "/api/v1/clusters", { name: "dc1", datac
 };
 await call("POST", "/api/v1/plans", { name: "gold", quotas: { cpu: "4", memory: "8Gi", pods: 50 } });
 
+/** The median CPU of 5 snapshots: one snapshot is a few ms, where a GC in the middle would double it. */
 const snapshotCost = async () => {
-  const t0 = cpuMs();
-  const snapshot = await clusterSnapshot(store, cluster.id);
-  return { ms: cpuMs() - t0, changes: snapshot.changes.length };
+  const runs: number[] = [];
+  let changes = 0;
+  for (let i = 0; i < 5; i++) {
+    const t0 = cpuMs();
+    const snapshot = await clusterSnapshot(store, cluster.id);
+    runs.push(cpuMs() - t0);
+    changes = snapshot.changes.length;
+  }
+  return { ms: runs.sort((a, b) => a - b)[2]!, changes };
 };
 
 const tenantPoints: Array<{ size: number; createMs: number; snapshotMs: number; changes: number }> = [];
