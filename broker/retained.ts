@@ -7,6 +7,7 @@
  * Manager's `kubenova/v1/clusters/+/presence`, once at start) still scan.
  */
 import type { Readable } from "node:stream";
+import { topicMatches } from "../shared/topics.ts";
 
 interface RetainedPacket {
   topic: string;
@@ -22,19 +23,6 @@ interface RetainedMethods {
 
 const hasWildcard = (filter: string) => filter.includes("+") || filter.includes("#");
 
-/** MQTT-4.7.1 filter matching: `+` one level, `#` the rest; `$` topics never match a leading wildcard. */
-function matches(filter: string, topic: string): boolean {
-  if (topic.startsWith("$") && (filter.startsWith("+") || filter.startsWith("#"))) return false; // MQTT-4.7.2-1
-  const f = filter.split("/");
-  const t = topic.split("/");
-  for (let i = 0; i < f.length; i++) {
-    const level = f[i]!;
-    if (level === "#") return true;
-    if (i >= t.length || (level !== "+" && level !== t[i])) return false;
-  }
-  return f.length === t.length;
-}
-
 function* matching(retained: Map<string, RetainedPacket>, patterns: string[]): Generator<RetainedPacket> {
   for (const pattern of patterns) {
     if (!hasWildcard(pattern)) {
@@ -42,7 +30,7 @@ function* matching(retained: Map<string, RetainedPacket>, patterns: string[]): G
       if (packet) yield packet;
       continue;
     }
-    for (const [topic, packet] of retained) if (matches(pattern, topic)) yield packet;
+    for (const [topic, packet] of retained) if (topicMatches(pattern, topic)) yield packet;
   }
 }
 

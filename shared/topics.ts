@@ -97,3 +97,17 @@ export function mosquittoAclPatterns(managerUsername: string): string[] {
   for (const channel of MANAGER_TO_OPERATOR) lines.push(`topic write ${TOPIC_ROOT}/+/${channel}`);
   return lines;
 }
+
+/** MQTT topic-filter matching (MQTT-4.7.1): `+` one level, `#` the rest; `$` topics never match wildcards. */
+export function topicMatches(filter: string, topic: string): boolean {
+  if (topic.startsWith("$") && (filter.startsWith("+") || filter.startsWith("#"))) return false; // MQTT-4.7.2-1
+  const f = filter.split("/");
+  const t = topic.split("/");
+  for (let i = 0; i < f.length; i++) {
+    const level = f[i]!;
+    if (level === "#") return true;
+    if (i >= t.length) return false;
+    if (level !== "+" && level !== t[i]) return false;
+  }
+  return f.length === t.length;
+}
