@@ -2,11 +2,10 @@
 /**
  * @module kubenova — the one command-line entry point: `kubenova <subcommand>` (also the compiled binary).
  */
-// First, before anything that loads @peculiar/x509 (NOTES.md): its DI container needs the Reflect polyfill.
-import "reflect-metadata";
 import { parseArgs } from "node:util";
-import { ROLES, type Role } from "./shared/api/models.ts";
-import { ConfigError, MANAGER_ENV, parseManagerConfig, parseOperatorConfig } from "./shared/config.ts";
+import type { Role } from "./shared/api/models.ts";
+import { ConfigError } from "./shared/env.ts";
+import { parseOperatorConfig } from "./shared/operator-config.ts";
 import { isKubeNovaError } from "./shared/errors.ts";
 import { createLogger } from "./shared/logger.ts";
 import { mkdir } from "node:fs/promises";
@@ -14,7 +13,10 @@ import { KUBENOVA_VERSION } from "./shared/version.ts";
 // Each command imports what it runs when it runs: the operator never loads the Manager's HTTP stack, store
 // drivers, broker or tracing SDK (tens of MB of RSS it would carry for nothing; docs/benchmarks.md).
 
-const USAGE = `kubenova ${KUBENOVA_VERSION} — federated multi-datacenter CaaS/PaaS control plane
+/** The help text; it lists the Manager's variables, so it loads their schemas only when asked for. */
+async function usage(): Promise<string> {
+  const { MANAGER_ENV } = await import("./shared/config.ts");
+  return `kubenova ${KUBENOVA_VERSION} — federated multi-datacenter CaaS/PaaS control plane
 
 Usage: kubenova <command> [options]
 
@@ -35,6 +37,7 @@ ${Object.entries(MANAGER_ENV)
   .map(([name, { doc }]) => `  ${name.padEnd(28)} ${doc}`)
   .join("\n")}
 `;
+}
 
 /** `90`, `90s`, `15m`, `1h`, `7d` → seconds. */
 export function parseDuration(text: string): number {
@@ -52,7 +55,7 @@ function fail(message: string): never {
 async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
   if (command === undefined || command === "help" || command === "--help" || command === "-h") {
-    process.stdout.write(USAGE);
+    process.stdout.write(await usage());
     return;
   }
   if (command === "version" || command === "--version") {
@@ -71,6 +74,7 @@ async function main(argv: string[]): Promise<void> {
       level: operatorConfig.KUBENOVA_LOG_LEVEL,
       base: { component: "operator" },
     });
+    await import("./operator/mqtt-deps.ts"); // before anything loads mqtt.js
     const { runOperator } = await import("./operator/main.ts");
     const running = await runOperator(operatorConfig, logger);
     for (const signal of ["SIGINT", "SIGTERM"] as const) {
@@ -83,6 +87,10 @@ async function main(argv: string[]): Promise<void> {
     }
     return;
   }
+  // @peculiar/x509's tsyringe needs the Reflect polyfill before it loads. Each x509 module imports it first, but in
+  // the single binary the bundle can initialise tsyringe before that import runs; every command from here on may
+  // reach x509 (the operator does not: its CSR is shared/csr.ts), so the polyfill loads first.
+  await import("reflect-metadata");
   if (command === "broker") {
     const { parseBrokerConfig } = await import("./broker/config.ts");
     const { runBroker } = await import("./broker/main.ts");
@@ -99,6 +107,7 @@ async function main(argv: string[]): Promise<void> {
     }
     return;
   }
+  const { parseManagerConfig } = await import("./shared/config.ts");
   const config = parseManagerConfig(process.env);
   switch (command) {
     case "manager": {
@@ -165,6 +174,7 @@ async function main(argv: string[]): Promise<void> {
         },
         strict: true,
       });
+      const { ROLES } = await import("./shared/api/models.ts");
       if (!values.role || !(ROLES as readonly string[]).includes(values.role)) {
         fail(`--role must be one of ${ROLES.join(", ")}`);
       }
@@ -189,7 +199,7 @@ async function main(argv: string[]): Promise<void> {
       return;
     }
     default:
-      fail(`unknown command ${JSON.stringify(command)}\n\n${USAGE}`);
+      fail(`unknown command ${JSON.stringify(command)}\n\n${await usage()}`);
   }
 }
 

@@ -6,7 +6,7 @@
  * `logs` and `cleanup` answer KN-422 "not supported yet": the in-memory test API server has no pod logs, and
  * cleanup's scope (what to remove when a cluster is deleted) is not decided yet.
  */
-import { z } from "zod";
+import { z } from "../shared/zod.ts";
 import type { Logger } from "../shared/logger.ts";
 import type { CommandBody, ReplyBody } from "../shared/messages.ts";
 import { KubeApiError, type KubeClient } from "./kube/kube.ts";
@@ -17,20 +17,29 @@ type Reply = Omit<ReplyBody, "correlationId">;
 /** TokenRequest refuses shorter tokens (DESIGN.md §9.7). */
 export const MIN_TOKEN_TTL_SECONDS = 600;
 
-const DnsLabel = z
-  .string()
-  .min(1)
-  .max(63)
-  .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, "must be a DNS label");
-
-export const IssueTokenArgs = z.object({
-  tenant: DnsLabel,
-  role: z.enum(["tenantOwner", "projectDev", "readOnly"]),
-  project: DnsLabel.optional(),
-  ttlSeconds: z
-    .number()
-    .int()
-    .min(MIN_TOKEN_TTL_SECONDS, `must be at least ${MIN_TOKEN_TTL_SECONDS} (TokenRequest's minimum)`),
+// Built on first use (z.lazy), like the message schemas (shared/messages.ts): most operators never get a command.
+export const IssueTokenArgs = z.lazy(() => {
+  const DnsLabel = z
+    .string()
+    .check(
+      z.minLength(1),
+      z.maxLength(63),
+      z.regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, "must be a DNS label"),
+    );
+  return z.object({
+    tenant: DnsLabel,
+    role: z.enum(["tenantOwner", "projectDev", "readOnly"]),
+    project: z.optional(DnsLabel),
+    ttlSeconds: z
+      .number()
+      .check(
+        z.int(),
+        z.minimum(
+          MIN_TOKEN_TTL_SECONDS,
+          `must be at least ${MIN_TOKEN_TTL_SECONDS} (TokenRequest's minimum)`,
+        ),
+      ),
+  });
 });
 export type IssueTokenArgs = z.infer<typeof IssueTokenArgs>;
 
@@ -65,7 +74,7 @@ export interface CommandDeps {
 
 const fail = (code: string, message: string): Reply => ({ ok: false, error: { code, message } });
 
-function badArgs(error: z.ZodError): Reply {
+function badArgs(error: z.core.$ZodError): Reply {
   const issue = error.issues[0];
   const field = issue?.path.join(".") || "args";
   return fail("KN-400", `${field}: ${issue?.message ?? "invalid"}`);
@@ -76,7 +85,7 @@ export function createCommandHandler(deps: CommandDeps): CommandHandler {
   const now = deps.now ?? (() => new Date());
 
   async function issueToken(command: CommandBody): Promise<Reply> {
-    const parsed = IssueTokenArgs.safeParse(command.args);
+    const parsed = z.safeParse(IssueTokenArgs, command.args);
     if (!parsed.success) return badArgs(parsed.error);
     const args = parsed.data;
     if (args.role === "projectDev" && !args.project)

@@ -6,7 +6,7 @@
 import { mkdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { OPERATOR_NAME } from "../manager/install/names.ts";
-import type { OperatorEnv } from "../shared/config.ts";
+import type { OperatorEnv } from "../shared/operator-config.ts";
 import type { Logger } from "../shared/logger.ts";
 import type { BodyOf } from "../shared/messages.ts";
 import { KUBENOVA_VERSION } from "../shared/version.ts";
@@ -167,7 +167,8 @@ export async function runOperator(config: OperatorEnv, logger: Logger): Promise<
     port: config.NOVA_HEALTH_PORT,
     fetch(request) {
       const path = new URL(request.url).pathname;
-      if (path === "/healthz") return Response.json({ status: "ok", version: KUBENOVA_VERSION });
+      if (path === "/healthz")
+        return Response.json({ status: "ok", version: KUBENOVA_VERSION, cluster: config.NOVA_CLUSTER_ID });
       if (path === "/readyz") {
         const connected = running.stats().connected;
         return Response.json(

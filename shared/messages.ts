@@ -4,113 +4,162 @@
  * send and kept across retries: it is the dedupe key. Unknown `v` or `kind`, oversize payloads and schema
  * failures are rejected with a reason — never thrown past the caller.
  */
-import { z } from "zod";
-import { UsageMetrics } from "./api/models.ts";
+import type { $ZodType } from "zod/v4/core";
 import { type Channel, CHANNELS } from "./topics.ts";
+import { z } from "./zod.ts";
 
 export const ENVELOPE_VERSION = 1;
 /** W3C trace-context `traceparent` (version 00). */
 export const TRACEPARENT = /^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-const Id = z.string().regex(UUID, "must be a UUID");
+const Id = z.string().check(z.regex(UUID, "must be a UUID"));
 const Iso = z.iso.datetime({ offset: true });
 /** zod 4.6's pattern for `z.iso.datetime({ offset: true })`; the fast path is off if zod's differs. */
 const ISO_DATETIME =
   /^(?:(?:\d\d[2468][048]|\d\d[13579][26]|\d\d0[48]|[02468][048]00|[13579][26]00)-02-29|\d{4}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12]\d|3[01])|(?:0[469]|11)-(?:0[1-9]|[12]\d|30)|(?:02)-(?:0[1-9]|1\d|2[0-8])))T(?:(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d(?:\.\d+)?(?:Z|([+-](?:[01]\d|2[0-3]):[0-5]\d)))$/;
 
+/** A string of `min` to `max` characters. */
+const text = (min: number, max: number) => z.string().check(z.minLength(min), z.maxLength(max));
+const upTo = (max: number) => z.string().check(z.maxLength(max));
+/** A count or revision: a safe integer ≥ `min`. */
+const whole = (min = 0) => z.number().check(z.int(), z.minimum(min));
+const anyObject = () => z.record(z.string(), z.unknown());
+const Traceparent = z.optional(z.string().check(z.regex(TRACEPARENT)));
+
+// Every message schema is built on first use (z.lazy): a process builds only those it parses — the operator the
+// desired, command and ack bodies, the Manager the rest — and none at start-up. Building them all cost the idle
+// operator ~1.4 MB of RSS (docs/benchmarks.md "Operator memory").
+
+/**
+ * The metrics of a usage report: the API's `UsageMetrics` (shared/api/models.ts), which the operator does not load
+ * (its OpenAPI-documented schemas are ~2.5 MB of RSS); tests/shared/messages.test.ts holds the two equal.
+ */
+export const UsageMetrics = z.lazy(() =>
+  z.object({
+    cpuRequestMillicores: z.number().check(z.minimum(0)),
+    memoryRequestBytes: z.number().check(z.minimum(0)),
+    storageBytes: z.number().check(z.minimum(0)),
+    loadBalancers: whole(),
+    pods: whole(),
+    namespaces: whole(),
+    applications: whole(),
+    quotaViolations: whole(),
+  }),
+);
+
 // ── manager → operator ────────────────────────────────────────────────────────────────────────────────────────
 
-export const DesiredChange = z.object({
-  revision: z.number().int().min(1),
-  kind: z.string().min(1).max(64),
-  key: z.string().min(1).max(512),
-  op: z.enum(["upsert", "delete"]),
-  body: z.record(z.string(), z.unknown()).nullable(),
-  /** The trace of the API call that made this change (W3C traceparent), continued by the operator's apply. */
-  traceparent: z.string().regex(TRACEPARENT).optional(),
-});
+export const DesiredChange = z.lazy(() =>
+  z.object({
+    revision: whole(1),
+    kind: text(1, 64),
+    key: text(1, 512),
+    op: z.enum(["upsert", "delete"]),
+    body: z.nullable(anyObject()),
+    /** The trace of the API call that made this change (W3C traceparent), continued by the operator's apply. */
+    traceparent: Traceparent,
+  }),
+);
 export type DesiredChange = z.infer<typeof DesiredChange>;
 
 /**
  * A batch of changes in revision order. `snapshot: true` means the batch is the cluster's whole desired state at
  * `toRevision` (sent when the operator's revision was compacted away): anything not in it is to be removed.
  */
-export const DesiredBody = z.object({
-  fromRevision: z.number().int().min(0),
-  toRevision: z.number().int().min(0),
-  snapshot: z.boolean(),
-  changes: z.array(DesiredChange).max(10_000),
-});
+export const DesiredBody = z.lazy(() =>
+  z.object({
+    fromRevision: whole(),
+    toRevision: whole(),
+    snapshot: z.boolean(),
+    changes: z.array(DesiredChange).check(z.maxLength(10_000)),
+  }),
+);
 
 export const COMMAND_NAMES = ["issue-token", "collect-usage", "logs", "cleanup", "resync"] as const;
-export const CommandBody = z.object({
-  correlationId: Id,
-  name: z.enum(COMMAND_NAMES),
-  deadline: Iso,
-  args: z.record(z.string(), z.unknown()).default({}),
-});
+export const CommandBody = z.lazy(() =>
+  z.object({
+    correlationId: Id,
+    name: z.enum(COMMAND_NAMES),
+    deadline: Iso,
+    args: z._default(anyObject(), {}),
+  }),
+);
 export type CommandBody = z.infer<typeof CommandBody>;
 
-export const AckBody = z.object({ ids: z.array(Id).min(1).max(10_000) });
+export const AckBody = z.lazy(() =>
+  z.object({ ids: z.array(Id).check(z.minLength(1), z.maxLength(10_000)) }),
+);
 
 // ── operator → manager ────────────────────────────────────────────────────────────────────────────────────────
 
-export const HelloBody = z.object({
-  operatorVersion: z.string().max(64),
-  lastAppliedRevision: z.number().int().min(0),
-  kubernetesVersion: z.string().max(64).nullable(),
-  /** API group → served versions, e.g. `{ "capsule.clastix.io": ["v1beta2"], "core.oam.dev": ["v1beta1"] }`. */
-  capabilities: z.record(z.string().max(253), z.array(z.string().max(32)).max(16)),
-});
+export const HelloBody = z.lazy(() =>
+  z.object({
+    operatorVersion: upTo(64),
+    lastAppliedRevision: whole(),
+    kubernetesVersion: z.nullable(upTo(64)),
+    /** API group → served versions, e.g. `{ "capsule.clastix.io": ["v1beta2"], "core.oam.dev": ["v1beta1"] }`. */
+    capabilities: z.record(upTo(253), z.array(upTo(32)).check(z.maxLength(16))),
+  }),
+);
 export type HelloBody = z.infer<typeof HelloBody>;
 
 export const OBJECT_PHASES = ["Pending", "Applying", "Deployed", "Drifted", "Error"] as const;
-export const StatusBody = z.object({
-  objectKind: z.enum(["tenant", "project", "app", "clusterConfig"]),
-  key: z.string().min(1).max(512),
-  observedGeneration: z.number().int().min(0),
-  phase: z.enum(OBJECT_PHASES),
-  /** The desired revision this status reflects. */
-  revision: z.number().int().min(0).optional(),
-  message: z.string().max(4096).optional(),
-  detail: z.record(z.string(), z.unknown()).optional(),
-});
+export const StatusBody = z.lazy(() =>
+  z.object({
+    objectKind: z.enum(["tenant", "project", "app", "clusterConfig"]),
+    key: text(1, 512),
+    observedGeneration: whole(),
+    phase: z.enum(OBJECT_PHASES),
+    /** The desired revision this status reflects. */
+    revision: z.optional(whole()),
+    message: z.optional(upTo(4096)),
+    detail: z.optional(anyObject()),
+  }),
+);
 export type StatusBody = z.infer<typeof StatusBody>;
 
-export const UsageBody = z.object({
-  tenant: z.string().min(1).max(63),
-  windowStart: Iso,
-  windowEnd: Iso,
-  metrics: UsageMetrics,
-  byProject: z.record(z.string(), UsageMetrics).default({}),
-});
+export const UsageBody = z.lazy(() =>
+  z.object({
+    tenant: text(1, 63),
+    windowStart: Iso,
+    windowEnd: Iso,
+    metrics: UsageMetrics,
+    byProject: z._default(z.record(z.string(), UsageMetrics), {}),
+  }),
+);
 export type UsageBody = z.infer<typeof UsageBody>;
 
-export const EventBody = z.object({
-  type: z.enum(["Normal", "Warning"]),
-  reason: z.string().min(1).max(128),
-  message: z.string().max(4096),
-  at: Iso,
-  tenant: z.string().max(63).nullable().default(null),
-  object: z.record(z.string(), z.unknown()).nullable().default(null),
-});
+export const EventBody = z.lazy(() =>
+  z.object({
+    type: z.enum(["Normal", "Warning"]),
+    reason: text(1, 128),
+    message: upTo(4096),
+    at: Iso,
+    tenant: z._default(z.nullable(upTo(63)), null),
+    object: z._default(z.nullable(anyObject()), null),
+  }),
+);
 
-export const ReplyBody = z.object({
-  correlationId: Id,
-  ok: z.boolean(),
-  result: z.record(z.string(), z.unknown()).optional(),
-  error: z.object({ code: z.string().max(16), message: z.string().max(4096) }).optional(),
-});
+export const ReplyBody = z.lazy(() =>
+  z.object({
+    correlationId: Id,
+    ok: z.boolean(),
+    result: z.optional(anyObject()),
+    error: z.optional(z.object({ code: upTo(16), message: upTo(4096) })),
+  }),
+);
 export type ReplyBody = z.infer<typeof ReplyBody>;
 
-export const PresenceBody = z.object({
-  state: z.enum(["online", "offline"]),
-  /** Heartbeats repeat `online` at the operator's interval; the last will says `offline`. */
-  heartbeatIntervalMs: z.number().int().min(100).max(3_600_000).optional(),
-  /** The revision the operator has applied, so the Manager notices a lost `desired` message between changes. */
-  lastAppliedRevision: z.number().int().min(0).optional(),
-  reason: z.string().max(256).optional(),
-});
+export const PresenceBody = z.lazy(() =>
+  z.object({
+    state: z.enum(["online", "offline"]),
+    /** Heartbeats repeat `online` at the operator's interval; the last will says `offline`. */
+    heartbeatIntervalMs: z.optional(z.number().check(z.int(), z.minimum(100), z.maximum(3_600_000))),
+    /** The revision the operator has applied, so the Manager notices a lost `desired` message between changes. */
+    lastAppliedRevision: z.optional(whole()),
+    reason: z.optional(upTo(256)),
+  }),
+);
 
 /** Kind → body schema and the channel it travels on. One table: the router's `switch` is checked against it. */
 export const MESSAGE_KINDS = {
@@ -123,7 +172,7 @@ export const MESSAGE_KINDS = {
   event: { channel: "events", body: EventBody },
   reply: { channel: "replies", body: ReplyBody },
   presence: { channel: "presence", body: PresenceBody },
-} as const satisfies Record<string, { channel: Channel; body: z.ZodType }>;
+} as const satisfies Record<string, { channel: Channel; body: $ZodType }>;
 
 export type MessageKind = keyof typeof MESSAGE_KINDS;
 export type BodyOf<K extends MessageKind> = z.output<(typeof MESSAGE_KINDS)[K]["body"]>;
@@ -141,15 +190,17 @@ export interface Envelope<K extends MessageKind = MessageKind> {
 /** Any envelope, discriminated by `kind` so a `switch` over it narrows the body. */
 export type AnyEnvelope = { [K in MessageKind]: Envelope<K> }[MessageKind];
 
-const EnvelopeShape = z.object({
-  v: z.number(),
-  id: Id,
-  kind: z.string(),
-  clusterId: z.string().max(64),
-  sentAt: Iso,
-  traceparent: z.string().regex(TRACEPARENT).optional(),
-  body: z.unknown(),
-});
+const EnvelopeShape = z.lazy(() =>
+  z.object({
+    v: z.number(),
+    id: Id,
+    kind: z.string(),
+    clusterId: upTo(64),
+    sentAt: Iso,
+    traceparent: Traceparent,
+    body: z.unknown(),
+  }),
+);
 
 export type RejectReason =
   | "oversize"
@@ -243,9 +294,30 @@ function fastAck(raw: unknown): z.output<typeof AckBody> | null {
   return { ids: ids as string[] };
 }
 
+/** Heartbeats: one per operator every 10 s, the commonest message at rest. */
+function fastPresence(raw: unknown): z.output<typeof PresenceBody> | null {
+  if (!isObject(raw)) return null;
+  const { state, heartbeatIntervalMs, lastAppliedRevision, reason } = raw;
+  if (state !== "online" && state !== "offline") return null;
+  if (
+    heartbeatIntervalMs !== undefined &&
+    !(count(heartbeatIntervalMs) && heartbeatIntervalMs >= 100 && heartbeatIntervalMs <= 3_600_000)
+  )
+    return null;
+  if (lastAppliedRevision !== undefined && !count(lastAppliedRevision)) return null;
+  if (reason !== undefined && (typeof reason !== "string" || reason.length > 256)) return null;
+  return {
+    state,
+    ...(heartbeatIntervalMs !== undefined ? { heartbeatIntervalMs } : {}),
+    ...(lastAppliedRevision !== undefined ? { lastAppliedRevision } : {}),
+    ...(reason !== undefined ? { reason } : {}),
+  };
+}
+
 const FAST_BODIES: Partial<Record<MessageKind, (raw: unknown) => unknown>> = {
   usage: fastUsage,
   ack: fastAck,
+  presence: fastPresence,
 };
 
 /** The envelope's fields if they pass every check of `EnvelopeShape`, else null (zod then decides). */
@@ -289,7 +361,7 @@ export function parseEnvelope(
   }
   let envelope = fast ? fastShape(raw) : null;
   if (!envelope) {
-    const shape = EnvelopeShape.safeParse(raw);
+    const shape = z.safeParse(EnvelopeShape, raw);
     if (!shape.success) {
       const issue = shape.error.issues[0];
       return {
@@ -323,7 +395,7 @@ export function parseEnvelope(
   }
   const quick = fast ? FAST_BODIES[envelope.kind as MessageKind]?.(envelope.body) : undefined;
   if (quick) return { ok: true, envelope: { ...envelope, v: ENVELOPE_VERSION, body: quick } as AnyEnvelope };
-  const body = spec.body.safeParse(envelope.body);
+  const body = z.safeParse(spec.body, envelope.body);
   if (!body.success) {
     const issue = body.error.issues[0];
     return {

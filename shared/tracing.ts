@@ -31,6 +31,11 @@ export function tracingRegistered(): void {
   providerRegistered = true;
 }
 
+/** Whether spans are recorded: a hot path with no remote parent can skip building a span's name and options. */
+export function tracingEnabled(): boolean {
+  return providerRegistered;
+}
+
 /** The `traceparent` of a span (default: the active one); undefined when nothing is being traced. */
 export function traceparentOf(span: Span | undefined = trace.getActiveSpan()): string | undefined {
   const ctx = span?.spanContext();

@@ -7,7 +7,7 @@
  * https://projectcapsule.github.io/charts` and `helm repo add kubevela https://kubevela.github.io/charts` at build
  * time (with network access at install time), or vendors the chart archives and passes their paths as `charts`.
  */
-import { z } from "zod";
+import { z } from "../../shared/zod.ts";
 import type { Logger } from "../../shared/logger.ts";
 import type { StatusBody } from "../../shared/messages.ts";
 import type { Helm } from "../helm.ts";
@@ -85,23 +85,31 @@ export const ADDONS: readonly Addon[] = [
 const ADMIN_CONDITION = "CapsuleAdministrator";
 const OWN_CONDITIONS = new Set([...ADDONS.map((a) => a.condition), ADMIN_CONDITION, "Ready"]);
 
-// A chart version goes into argv; anything but a SemVer string is refused rather than passed on.
-const ChartPin = z
-  .object({
-    version: z
-      .string()
-      .regex(/^v?\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?$/, "must be a SemVer chart version")
-      .optional(),
-    values: z.record(z.string(), z.unknown()).optional(),
-  })
-  .optional();
-
-const ClusterConfigSpec = z.object({
-  installCapsule: z.boolean().default(true),
-  installCapsuleProxy: z.boolean().default(true),
-  installKubeVela: z.boolean().default(true),
-  kubeVelaProfile: z.enum(["minimal", "standard", "full"]).default("standard"),
-  charts: z.object({ capsule: ChartPin, capsuleProxy: ChartPin, kubeVela: ChartPin }).default({}),
+// Built on first use (z.lazy), like the message schemas (shared/messages.ts): not at the operator's start-up.
+const ClusterConfigSpec = z.lazy(() => {
+  // A chart version goes into argv; anything but a SemVer string is refused rather than passed on.
+  const ChartPin = z.optional(
+    z.object({
+      version: z.optional(
+        z
+          .string()
+          .check(
+            z.regex(
+              /^v?\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?$/,
+              "must be a SemVer chart version",
+            ),
+          ),
+      ),
+      values: z.optional(z.record(z.string(), z.unknown())),
+    }),
+  );
+  return z.object({
+    installCapsule: z._default(z.boolean(), true),
+    installCapsuleProxy: z._default(z.boolean(), true),
+    installKubeVela: z._default(z.boolean(), true),
+    kubeVelaProfile: z._default(z.enum(["minimal", "standard", "full"]), "standard"),
+    charts: z._default(z.object({ capsule: ChartPin, capsuleProxy: ChartPin, kubeVela: ChartPin }), {}),
+  });
 });
 
 export type ClusterConfigPhase = "Pending" | "Installing" | "Ready" | "Error";
@@ -219,7 +227,7 @@ export async function reconcileAddons(name: string, deps: AddonsDeps): Promise<R
     });
   };
 
-  const parsed = ClusterConfigSpec.safeParse(config.spec ?? {});
+  const parsed = z.safeParse(ClusterConfigSpec, config.spec ?? {});
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     const message = `spec.${issue?.path.join(".") ?? ""}: ${issue?.message ?? "invalid"}`;

@@ -1,7 +1,7 @@
 /**
- * The hand-written fast path of `parseEnvelope` (envelope, usage and ack bodies) against zod alone: on a seeded
- * corpus of valid payloads and mutations of every field, both give exactly the same result — the same envelope
- * (unknown keys dropped, defaults filled) or the same rejection and message.
+ * The hand-written fast path of `parseEnvelope` (envelope, usage, ack and presence bodies) against zod alone: on a
+ * seeded corpus of valid payloads and mutations of every field, both give exactly the same result — the same
+ * envelope (unknown keys dropped, defaults filled) or the same rejection and message.
  */
 import { describe, expect, test } from "bun:test";
 import { uuidv7 } from "../../shared/ids.ts";
@@ -110,7 +110,27 @@ function samples(): Array<{ channel: Channel; envelope: unknown }> {
     clusterId: CLUSTER,
     body: { objectKind: "app", key: "acme/web/site", observedGeneration: 2, phase: "Deployed" },
   });
+  const heartbeat = makeEnvelope({
+    id: uuidv7(),
+    kind: "presence",
+    clusterId: CLUSTER,
+    body: { state: "online", heartbeatIntervalMs: 10_000, lastAppliedRevision: 42 },
+  });
+  const will = makeEnvelope({
+    id: uuidv7(),
+    kind: "presence",
+    clusterId: CLUSTER,
+    body: {
+      state: "offline",
+      heartbeatIntervalMs: 10_000,
+      lastAppliedRevision: 0,
+      reason: "connection lost",
+    },
+  });
   return [
+    { channel: "presence", envelope: heartbeat },
+    { channel: "presence", envelope: will },
+    { channel: "presence", envelope: { ...heartbeat, body: { state: "online", extra: [1] } } },
     { channel: "usage", envelope: usage },
     { channel: "usage", envelope: { ...usage, extra: 1, body: { ...usage.body, extra: { a: 1 } } } },
     {

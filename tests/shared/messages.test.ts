@@ -1,7 +1,15 @@
 /** The MQTT envelope contract: every kind round-trips, every bad payload is rejected with a reason, nothing throws. */
 import { describe, expect, test } from "bun:test";
 import { uuidv7 } from "../../shared/ids.ts";
-import { makeEnvelope, MESSAGE_KINDS, type MessageKind, parseEnvelope } from "../../shared/messages.ts";
+import { UsageMetrics as ApiUsageMetrics } from "../../shared/api/models.ts";
+import {
+  makeEnvelope,
+  MESSAGE_KINDS,
+  type MessageKind,
+  parseEnvelope,
+  UsageMetrics,
+} from "../../shared/messages.ts";
+import { z } from "../../shared/zod.ts";
 
 const CLUSTER = uuidv7();
 const metrics = {
@@ -109,4 +117,22 @@ describe("envelopes", () => {
       ).not.toThrow();
     }
   });
+});
+
+test("a usage report's metrics are the API's UsageMetrics: same fields, same verdict on every odd value", () => {
+  const extra = { ...metrics, unknown: 1 }; // both drop unknown keys: what is left are their fields
+  expect(Object.keys(z.parse(UsageMetrics, extra)).sort()).toEqual(
+    Object.keys(ApiUsageMetrics.parse(extra)).sort(),
+  );
+  const odd = [0, -0, -1, 1.5, 2 ** 53, 1e300, Number.NaN, "1", null, undefined, true, {}, []];
+  for (const field of Object.keys(metrics)) {
+    for (const value of odd) {
+      const candidate = { ...metrics, [field]: value };
+      const ours = z.safeParse(UsageMetrics, candidate);
+      const api = ApiUsageMetrics.safeParse(candidate);
+      expect({ field, value, ok: ours.success }).toEqual({ field, value, ok: api.success });
+      if (!ours.success && !api.success)
+        expect(ours.error.issues[0]?.message).toBe(api.error.issues[0]?.message);
+    }
+  }
 });
