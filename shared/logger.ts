@@ -114,15 +114,72 @@ const defaultSink = (line: string): void => {
   sharedStdoutSink(line);
 };
 
+/** Keys every record starts with; bound or per-call fields of the same name replace them. */
+const RECORD_KEYS = new Set(["time", "level", "msg"]);
+
+/** `JSON.stringify(fields)` without its braces (`"a":1,"b":2`), or null when it cannot be done directly. */
+function innerJson(fields: LogFields): string | null {
+  let text: string;
+  try {
+    text = JSON.stringify(fields);
+  } catch {
+    return null; // a BigInt: the slow path's replacer handles it
+  }
+  return text.slice(1, -1);
+}
+
+let lastMs = -1;
+let lastIso = "";
+/** `new Date().toISOString()`, formatted once per millisecond: a busy server logs many lines per millisecond. */
+function isoNow(): string {
+  const ms = Date.now();
+  if (ms !== lastMs) {
+    lastMs = ms;
+    lastIso = new Date(ms).toISOString();
+  }
+  return lastIso;
+}
+
 export function createLogger(options: LoggerOptions = {}): Logger {
   const threshold = LEVEL_RANK[options.level ?? "info"];
   const sink = options.sink ?? defaultSink;
-  const now = options.now ?? (() => new Date());
+  const now = options.now;
+  const time = now ? () => now().toISOString() : isoNow;
+
+  /**
+   * A logger with bound fields. The bound fields are serialized once, when the logger is made (a request's
+   * logger writes an access line per request), and each record is the line's head, that text, and the call's
+   * fields. Records whose fields would replace a bound or leading key, or hold an Error or a BigInt, take the
+   * general path: one object `{ time, level, msg, ...bound, ...fields }` serialized whole — same output.
+   */
   const make = (base: LogFields): Logger => {
+    const keys = Object.keys(base);
+    const boundText = keys.some((key) => RECORD_KEYS.has(key)) ? null : innerJson(base);
+    const bound = boundText === null || boundText === "" ? "" : `,${boundText}`;
+    const general = (level: LogLevel, msg: string, fields?: LogFields): string => {
+      const record = { time: time(), level, msg, ...base, ...(fields ? normalize(fields) : {}) };
+      return safeStringify(record);
+    };
+    const format = (level: LogLevel, msg: string, fields?: LogFields): string => {
+      if (boundText === null) return general(level, msg, fields);
+      let extra = "";
+      if (fields) {
+        for (const key of Object.keys(fields)) {
+          const value = fields[key];
+          if (value === undefined) continue; // dropped, as JSON.stringify drops it
+          if (value instanceof Error || RECORD_KEYS.has(key) || Object.hasOwn(base, key)) {
+            return general(level, msg, fields);
+          }
+        }
+        const text = innerJson(fields);
+        if (text === null) return general(level, msg, fields);
+        if (text !== "") extra = `,${text}`;
+      }
+      return `{"time":"${time()}","level":"${level}","msg":${JSON.stringify(msg)}${bound}${extra}}`;
+    };
     const write = (level: LogLevel, msg: string, fields?: LogFields) => {
       if (LEVEL_RANK[level] < threshold) return;
-      const record = { time: now().toISOString(), level, msg, ...base, ...(fields ? normalize(fields) : {}) };
-      sink(safeStringify(record));
+      sink(format(level, msg, fields));
     };
     return {
       debug: (msg, fields) => write("debug", msg, fields),

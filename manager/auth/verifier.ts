@@ -52,6 +52,11 @@ export type TokenVerifierOptions = CommonVerifierOptions &
 export interface TokenVerifier {
   /** The principal a valid access token stands for; throws `KN-401` (or `KN-503`, see module doc) otherwise. */
   verify(token: string): Promise<Principal>;
+  /**
+   * The principal of a token `verify` accepted and still remembers, within its time window — synchronously, no
+   * signature check; undefined otherwise (the caller then goes through `verify`).
+   */
+  peek?(token: string): Principal | undefined;
 }
 
 const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
@@ -302,6 +307,12 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
   };
 
   return {
+    peek(token: string): Principal | undefined {
+      const hit = verified.get(token);
+      if (hit === undefined) return undefined;
+      const at = now().getTime();
+      return at >= hit.from && at < hit.until ? { ...hit.principal } : undefined;
+    },
     async verify(token: string): Promise<Principal> {
       if (typeof token !== "string" || token.length === 0) throw unauthenticated("token is empty", "empty");
       const currentDate = now();

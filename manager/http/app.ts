@@ -5,23 +5,44 @@
  */
 import { OpenAPIHono } from "@hono/zod-openapi";
 import { KubeNovaError } from "../../shared/errors.ts";
+import type { OperationId } from "./authz.ts";
 import type { AppEnv, AppServices, ManagerApp } from "./context.ts";
 import { handleError, validationError } from "./errors.ts";
-import { authenticate, limitBody, requestContext, requireJson } from "./middleware.ts";
+import { authenticate, checkBody, requestContext } from "./middleware.ts";
+import { CACHEABLE_READS, ResponseCache } from "./response-cache.ts";
 import { registerAppRoutes } from "./routes/apps.ts";
 import { registerCatalogRoutes } from "./routes/catalog.ts";
 import { registerClusterRoutes } from "./routes/clusters.ts";
 import { registerDocsRoutes } from "./routes/docs.ts";
-import { registerEventRoutes } from "./routes/events.ts";
 import { isBootstrapAuthenticated, registerEnrolmentRoutes } from "./routes/enrolment.ts";
+import { registerEventRoutes } from "./routes/events.ts";
 import { registerHealthRoutes } from "./routes/health.ts";
 import { registerIdentityRoutes } from "./routes/identity.ts";
 import { registerKubeconfigRoutes } from "./routes/kubeconfigs.ts";
 import { registerTenantRoutes } from "./routes/tenants.ts";
 import { registerUiRoutes } from "./routes/ui.ts";
 import { registerUsageRoutes } from "./routes/usage.ts";
+import { useSyncParameterValidation } from "./validation.ts";
 
 export const API_PREFIX = "/api/v1";
+
+/**
+ * Cacheable reads (CACHEABLE_READS) keep their responses, after the route's own middleware (authorization), and
+ * the app answers a cached one before routing when the caller's token and access check out.
+ */
+function useResponseCache(app: ManagerApp, responses: ResponseCache, services: AppServices): void {
+  const register = app.openapi;
+  app.openapi = ((route, handler, hook) => {
+    const tables = route.operationId ? CACHEABLE_READS[route.operationId as OperationId] : undefined;
+    if (tables === undefined) return register(route, handler, hook);
+    const middleware = route.middleware === undefined ? [] : [route.middleware].flat();
+    const fill = responses.fill(route.operationId as OperationId, tables);
+    return register({ ...route, middleware: [...middleware, fill] } as typeof route, handler, hook);
+  }) as typeof app.openapi;
+  const dispatch = app.fetch;
+  app.fetch = (request, env, executionCtx) =>
+    responses.answer(request, services) ?? dispatch(request, env, executionCtx);
+}
 
 export function createApp(services: AppServices): ManagerApp {
   const app = new OpenAPIHono<AppEnv>({
@@ -30,6 +51,11 @@ export function createApp(services: AppServices): ManagerApp {
       if (!result.success) throw validationError(result.error, result.target);
     },
   });
+  useSyncParameterValidation(app, (error, target) => {
+    throw validationError(error, target);
+  });
+  const responses = services.store.versions ? new ResponseCache(services.store.versions) : null;
+  if (responses) useResponseCache(app, responses, services);
 
   app.use("*", requestContext(services.logger, services.metrics));
   app.onError(handleError);
@@ -41,8 +67,7 @@ export function createApp(services: AppServices): ManagerApp {
   registerDocsRoutes(app, services);
   registerUiRoutes(app);
 
-  app.use(`${API_PREFIX}/*`, limitBody(services.options.bodyLimitBytes));
-  app.use(`${API_PREFIX}/*`, requireJson());
+  app.use(`${API_PREFIX}/*`, checkBody(services.options.bodyLimitBytes));
   app.use(
     `${API_PREFIX}/*`,
     authenticate({

@@ -6,7 +6,7 @@ import { Role } from "../../shared/api/models.ts";
 import { KubeNovaError } from "../../shared/errors.ts";
 import { uuidv7 } from "../../shared/ids.ts";
 import type { Logger } from "../../shared/logger.ts";
-import { inSpan, SpanKind } from "../../shared/tracing.ts";
+import { inSpan, SpanKind, tracingEnabled } from "../../shared/tracing.ts";
 import type { ManagerMetrics } from "../metrics.ts";
 import type { AppEnv, Principal, TokenVerifier } from "./context.ts";
 
@@ -18,33 +18,40 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
  */
 const serializedBodies = new WeakMap<object, string>();
 
+const originalJson = Symbol("c.json before serializeFrozen");
+const answeredText = Symbol("the JSON text frozenJson answered");
+
+/** The JSON text a frozen body was answered with, if the response was one (for the response cache). */
+export function frozenBodyText(c: Context<AppEnv>): string | undefined {
+  return (c as unknown as Record<symbol, string | undefined>)[answeredText];
+}
+
+/** `c.json` that answers a frozen body with its kept JSON text (one shared function: `this` is the context). */
+function frozenJson(this: Context<AppEnv>, object: unknown, ...rest: unknown[]): Response {
+  if (object === null || typeof object !== "object" || !Object.isFrozen(object)) {
+    return (this as unknown as Record<symbol, (...args: unknown[]) => Response>)[originalJson]!(
+      object,
+      ...rest,
+    );
+  }
+  let text = serializedBodies.get(object);
+  if (text === undefined) {
+    text = JSON.stringify(object);
+    serializedBodies.set(object, text);
+  }
+  (this as unknown as Record<symbol, string>)[answeredText] = text;
+  this.header("Content-Type", "application/json");
+  return (this.body as (...args: unknown[]) => Response)(text, ...rest);
+}
+
 function serializeFrozen(c: Context<AppEnv>): void {
-  const json = c.json.bind(c);
-  c.json = ((object: unknown, ...rest: unknown[]) => {
-    if (object === null || typeof object !== "object" || !Object.isFrozen(object)) {
-      return (json as (...args: unknown[]) => Response)(object, ...rest);
-    }
-    let text = serializedBodies.get(object);
-    if (text === undefined) {
-      text = JSON.stringify(object);
-      serializedBodies.set(object, text);
-    }
-    c.header("Content-Type", "application/json");
-    return (c.body as (...args: unknown[]) => Response)(text, ...rest);
-  }) as typeof c.json;
+  (c as unknown as Record<symbol, unknown>)[originalJson] = c.json;
+  c.json = frozenJson as typeof c.json;
 }
 
 export function requestContext(logger: Logger, metrics?: ManagerMetrics): MiddlewareHandler<AppEnv> {
-  return async (c, next) => {
-    const incoming = c.req.header("x-request-id");
-    const requestId = incoming && REQUEST_ID.test(incoming) ? incoming : uuidv7();
-    const log = logger.child({ request_id: requestId });
-    c.set("requestId", requestId);
-    c.set("logger", log);
-    serializeFrozen(c);
-    c.header("X-Request-Id", requestId);
-    const started = performance.now();
-    await inSpan(
+  const inRequestSpan = (c: Context<AppEnv>, next: () => Promise<void>, requestId: string) =>
+    inSpan(
       `${c.req.method} ${c.req.path}`,
       { kind: SpanKind.SERVER, attributes: { "http.request.method": c.req.method } },
       async (span) => {
@@ -55,21 +62,75 @@ export function requestContext(logger: Logger, metrics?: ManagerMetrics): Middle
         span.setAttribute("kubenova.request_id", requestId);
       },
     );
-    const principal = c.get("principal");
-    // The route template, never the raw path: one series per route, not per tenant name.
-    metrics?.observeRequest(
-      c.req.method,
-      routePath(c) || "unmatched",
-      c.res.status,
-      (performance.now() - started) / 1000,
-    );
-    log.info("request", {
+  return async (c, next) => {
+    const requestId = requestIdFor(c.req.header("x-request-id"));
+    const log = logger.child({ request_id: requestId });
+    c.set("requestId", requestId);
+    c.set("logger", log);
+    serializeFrozen(c);
+    c.header("X-Request-Id", requestId);
+    const started = performance.now();
+    // Without a tracing SDK there is no span to make: straight on (shared/tracing.ts).
+    if (tracingEnabled()) await inRequestSpan(c, next, requestId);
+    else await next();
+    logRequest(log, metrics, {
       method: c.req.method,
+      route: routePath(c),
       path: c.req.path,
       status: c.res.status,
-      duration_ms: Math.round((performance.now() - started) * 100) / 100,
-      subject: principal?.subject,
-      tenant: principal?.tenant ?? undefined,
+      started,
+      principal: c.get("principal"),
+    });
+  };
+}
+
+/** The caller's `X-Request-Id` when it is a sane one, a new UUIDv7 otherwise. */
+export function requestIdFor(incoming: string | undefined | null): string {
+  return incoming && REQUEST_ID.test(incoming) ? incoming : uuidv7();
+}
+
+/**
+ * A request's access line (level info) and metrics, by route template: one series per route, not per name.
+ * `requestId` is for a logger without it bound (the line is the same as a child logger's with it bound).
+ */
+export function logRequest(
+  log: Logger,
+  metrics: ManagerMetrics | undefined,
+  request: {
+    requestId?: string;
+    method: string;
+    route: string;
+    path: string;
+    status: number;
+    started: number;
+    principal: Principal | undefined;
+  },
+): void {
+  const elapsedMs = performance.now() - request.started;
+  metrics?.observeRequest(request.method, request.route || "unmatched", request.status, elapsedMs / 1000);
+  log.info("request", {
+    request_id: request.requestId,
+    method: request.method,
+    path: request.path,
+    status: request.status,
+    duration_ms: Math.round(elapsedMs * 100) / 100,
+    subject: request.principal?.subject,
+    tenant: request.principal?.tenant ?? undefined,
+  });
+}
+
+/**
+ * The body limit and the JSON check as one step that a GET or HEAD passes straight through: they have no body
+ * to read (Bun's `request.body` getter alone makes a stream), and one middleware hop fewer per read.
+ */
+export function checkBody(maxBytes: number): MiddlewareHandler<AppEnv> {
+  const limit = limitBody(maxBytes);
+  const json = requireJson();
+  return (c, next) => {
+    const method = c.req.method;
+    if (method === "GET" || method === "HEAD") return next();
+    return limit(c, async () => {
+      await json(c, next);
     });
   };
 }
@@ -130,6 +191,14 @@ function devPrincipal(header: string, subject: string | undefined): Principal {
   };
 }
 
+const BEARER = /^Bearer\s+(\S+)\s*$/i;
+
+/** The token of an `Authorization: Bearer <token>` header (RFC 6750 §2.1); null for any other form. */
+export function bearerToken(authorization: string): string | null {
+  const match = BEARER.exec(authorization);
+  return match ? match[1]! : null;
+}
+
 export function authenticate(options: {
   verifier: TokenVerifier;
   insecureDevAuth: boolean;
@@ -149,9 +218,9 @@ export function authenticate(options: {
     if (options.skip?.(c.req.method, c.req.path)) return next();
     const authorization = c.req.header("authorization");
     if (authorization) {
-      const match = authorization.match(/^Bearer\s+(\S+)\s*$/i);
-      if (!match) throw new KubeNovaError("KN-401", "Authorization header must be 'Bearer <token>'");
-      c.set("principal", await options.verifier.verify(match[1]!));
+      const token = bearerToken(authorization);
+      if (token === null) throw new KubeNovaError("KN-401", "Authorization header must be 'Bearer <token>'");
+      c.set("principal", await options.verifier.verify(token));
     } else if (options.insecureDevAuth && c.req.header("x-kn-roles")) {
       c.get("logger").warn("request authenticated by X-KN-Roles (insecure dev mode)");
       c.set("principal", devPrincipal(c.req.header("x-kn-roles")!, c.req.header("x-kn-subject")));

@@ -535,4 +535,27 @@ describe("verified-token cache", () => {
     first.tenant = null;
     expect(await verifier.verify(token)).toMatchObject({ role: "tenantOwner", tenant: "acme" });
   });
+
+  test("peek answers only what verify accepted and remembers, within the same time window", async () => {
+    let clock = NOW;
+    const verifier = createTokenVerifier({
+      algorithm: "HS256",
+      secret: SECRET,
+      ...verifierOptions,
+      now: () => clock,
+    });
+    const token = await signAt(NOW, 60);
+    expect(verifier.peek?.(token)).toBeUndefined(); // never verified: no signature check happens in peek
+    expect(verifier.peek?.(`${token}x`)).toBeUndefined();
+    await verifier.verify(token);
+    expect(verifier.peek?.(token)).toMatchObject({ subject: "alice", role: "tenantOwner", tenant: "acme" });
+    const peeked = verifier.peek?.(token);
+    expect(peeked).toBeDefined();
+    if (peeked) peeked.role = "admin";
+    expect(verifier.peek?.(token)?.role).toBe("tenantOwner");
+    clock = new Date(NOW.getTime() + 60_000 + 31_000); // past exp and the 30 s tolerance
+    expect(verifier.peek?.(token)).toBeUndefined();
+    clock = new Date(NOW.getTime() - 31_000); // before iat minus the tolerance
+    expect(verifier.peek?.(token)).toBeUndefined();
+  });
 });

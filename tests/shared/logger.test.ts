@@ -50,3 +50,48 @@ describe("batched log sink", () => {
     expect(JSON.parse(lines[0]!)).toMatchObject({ msg: "big", n: "1180591620717411303424" });
   });
 });
+
+describe("bound fields", () => {
+  test("a child's fields are serialized once, not again for every record", () => {
+    const lines: string[] = [];
+    let serialized = 0;
+    const bound = {
+      toJSON: () => {
+        serialized++;
+        return "r1";
+      },
+    };
+    const log = createLogger({ sink: (line) => lines.push(line) }).child({ request_id: bound });
+    for (let i = 0; i < 3; i++) log.info("request", { i });
+    expect(serialized).toBe(1);
+    expect(lines.map((l) => JSON.parse(l))).toEqual(
+      [0, 1, 2].map((i) => expect.objectContaining({ msg: "request", request_id: "r1", i })),
+    );
+  });
+
+  test("a record's fields replace bound fields of the same name, in the bound field's place", () => {
+    const lines: string[] = [];
+    const log = createLogger({ sink: (line) => lines.push(line), base: { component: "t" } }).child({
+      tenant: "acme",
+      request_id: "r1",
+    });
+    log.info("one", { tenant: "other", status: 200, skipped: undefined });
+    log.info("two", { status: 201, skipped: undefined });
+    const [one, two] = lines.map((l) => JSON.parse(l));
+    expect(Object.keys(one)).toEqual(["time", "level", "msg", "component", "tenant", "request_id", "status"]);
+    expect(one).toMatchObject({ tenant: "other", status: 200 });
+    expect(Object.keys(two)).toEqual(["time", "level", "msg", "component", "tenant", "request_id", "status"]);
+    expect(two).toMatchObject({ tenant: "acme", status: 201 });
+  });
+
+  test("bound or per-record fields named time, level or msg replace the record's own", () => {
+    const lines: string[] = [];
+    const log = createLogger({ sink: (line) => lines.push(line) });
+    log.child({ level: "custom" }).warn("a");
+    log.info("b", { msg: "replaced" });
+    expect(lines.map((l) => JSON.parse(l))).toEqual([
+      expect.objectContaining({ level: "custom", msg: "a" }),
+      expect.objectContaining({ level: "info", msg: "replaced" }),
+    ]);
+  });
+});
