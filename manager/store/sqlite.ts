@@ -54,9 +54,17 @@ function translate(error: unknown): unknown {
   return error;
 }
 
+/** Translated statement texts: the same few hundred statements run over and over (bounded all the same). */
+const translated = new Map<string, string>();
+
 /** `$1` → `?1`: bun:sqlite binds numbered parameters positionally. */
 function toSqlite(sql: string): string {
-  return sql.replace(/\$(\d+)/g, "?$1");
+  let out = translated.get(sql);
+  if (out === undefined) {
+    out = sql.replace(/\$(\d+)/g, "?$1");
+    if (translated.size < 4096) translated.set(sql, out);
+  }
+  return out;
 }
 
 function bind(params: readonly SqlParam[]): Array<string | number | null> {

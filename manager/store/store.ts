@@ -11,6 +11,7 @@
  *   while filling a page, so pages stay full and cursors stay stable whatever the predicate.
  */
 import type { AppSpec, ClusterStatus, UsageMetrics } from "../../shared/api/models.ts";
+import type { TableVersions } from "./sql-driver.ts";
 
 export interface PageRequest {
   limit: number;
@@ -315,6 +316,11 @@ export interface PolicySetRepo {
 export interface UsageRepo {
   /** Idempotent on (clusterId, tenant, windowStart, adjustment=false); adjustments are unique by id. */
   insert(row: UsageRow): Promise<"inserted" | "duplicate">;
+  /**
+   * `insert` for many rows at once (a few statements instead of one per row), answering per row in order; a row
+   * repeating an earlier one of the same call is a duplicate.
+   */
+  insertMany(rows: readonly UsageRow[]): Promise<Array<"inserted" | "duplicate">>;
   /** Ordered by (windowStart, clusterId, tenant, id). */
   list(filter: UsageFilter, options: PageRequest): Promise<Page<UsageRow>>;
 }
@@ -322,6 +328,8 @@ export interface UsageRepo {
 export interface UsageQuarantineRepo {
   /** Idempotent on id. */
   insert(row: UsageQuarantineRow): Promise<"inserted" | "duplicate">;
+  /** `insert` for many rows at once, answering per row in order (as `UsageRepo.insertMany`). */
+  insertMany(rows: readonly UsageQuarantineRow[]): Promise<Array<"inserted" | "duplicate">>;
   /** Newest first. */
   list(filter: { clusterId?: string }, options: PageRequest): Promise<Page<UsageQuarantineRow>>;
 }
@@ -431,6 +439,11 @@ export interface MigrationStatus {
 
 export interface Store extends StoreTx {
   readonly dialect: "sqlite" | "postgres";
+  /**
+   * Each table's write clock, where the store caches reads (SQLite; see `ReadCache` in sql-store.ts): a value
+   * computed from a table's rows stays valid while its clock does not move. Absent where reads are not cached.
+   */
+  readonly versions?: TableVersions | undefined;
   /** Runs `fn` in one transaction: all its writes commit together or not at all. Re-throws `fn`'s error. */
   transaction<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T>;
   /** Applies pending versioned migrations; idempotent; safe to run from several processes (locked). */

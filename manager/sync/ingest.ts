@@ -27,7 +27,7 @@ import {
   topicFor,
 } from "../../shared/topics.ts";
 import type { Bus, Unsubscribe } from "../bus/bus.ts";
-import type { Store, StoreTx } from "../store/store.ts";
+import type { Store, StoreTx, UsageQuarantineRow, UsageRow } from "../store/store.ts";
 import type { CommandClient } from "./commands.ts";
 import type { DesiredDispatcher } from "./dispatcher.ts";
 import type { PresenceTracker } from "./presence.ts";
@@ -77,6 +77,13 @@ export interface IngestOptions {
   maxPayloadBytes?: number;
   batchMaxMessages?: number;
   batchMaxDelayMs?: number;
+  /**
+   * After a batch of at least 64 reports (a busy spell) the next one gathers this long instead (default
+   * max(batchMaxDelayMs, 20)): fewer, larger commits under load — each is an fsync that stops the event loop —
+   * for at most that much more before an ack, which the ack interval delays by as much anyway. Quiet spells
+   * keep `batchMaxDelayMs`.
+   */
+  batchBusyDelayMs?: number;
   /** Acks for one cluster are published at most this often (the first after a quiet spell at once). */
   ackIntervalMs?: number;
   usagePolicy?: UsagePolicy;
@@ -94,12 +101,24 @@ type Durable = Envelope<"status"> | Envelope<"usage"> | Envelope<"event"> | Enve
 
 type Outcome = "inserted" | "duplicate" | "quarantined" | "adjustment";
 
+/** A batch at least this large means reports are arriving faster than small commits serve well. */
+const BUSY_BATCH = 64;
+
+/** A batch's usage rows, with each row's place in the batch, written together after the other reports. */
+interface StagedUsage {
+  records: UsageRow[];
+  recordAt: number[];
+  quarantine: UsageQuarantineRow[];
+  quarantineAt: number[];
+}
+
 export function createIngest(options: IngestOptions): Ingest {
   const log = options.logger.child({ component: "ingest" });
   const clock = options.clock ?? (() => new Date());
   const maxBytes = options.maxPayloadBytes ?? 256 * 1024;
   const batchMax = options.batchMaxMessages ?? 500;
   const batchDelay = options.batchMaxDelayMs ?? 5;
+  const busyDelay = options.batchBusyDelayMs ?? Math.max(batchDelay, 20);
   const ackInterval = options.ackIntervalMs ?? 50;
   const policy = options.usagePolicy ?? DEFAULT_USAGE_POLICY;
   const stats: IngestStats = {
@@ -127,6 +146,8 @@ export function createIngest(options: IngestOptions): Ingest {
   let timer: ReturnType<typeof setTimeout> | null = null;
   let flushing: Promise<void> = Promise.resolve();
   let flushQueued = false;
+  /** The last batch was large: reports are arriving faster than one commit per `batchDelay` needs. */
+  let busy = false;
   /** Committed, not yet acked ids per cluster; published by `publishAcks`. */
   let toAck = new Map<string, string[]>();
   let ackTimer: ReturnType<typeof setTimeout> | null = null;
@@ -146,7 +167,18 @@ export function createIngest(options: IngestOptions): Ingest {
     return { adjustment: end < now - policy.closeAfterMs };
   }
 
-  async function write(tx: StoreTx, envelope: Durable, receivedAt: string, now: number): Promise<Outcome> {
+  /**
+   * Writes one report, or for usage stages its row in `usage` (the outcome returned is then the one it has if
+   * the row is new). `index` is the report's place in the batch.
+   */
+  async function write(
+    tx: StoreTx,
+    envelope: Durable,
+    receivedAt: string,
+    now: number,
+    usage: StagedUsage,
+    index: number,
+  ): Promise<Outcome> {
     switch (envelope.kind) {
       case "status": {
         const body = envelope.body;
@@ -168,9 +200,10 @@ export function createIngest(options: IngestOptions): Ingest {
         return "inserted";
       }
       case "usage": {
+        // Staged here, written for the whole batch at once (usage is most of the volume): see `flush`.
         const verdict = classifyUsage(envelope, now);
         if ("reason" in verdict) {
-          const result = await tx.usageQuarantine.insert({
+          usage.quarantine.push({
             id: envelope.id,
             clusterId: envelope.clusterId,
             tenant: envelope.body.tenant,
@@ -180,9 +213,10 @@ export function createIngest(options: IngestOptions): Ingest {
             report: envelope.body as unknown as Record<string, unknown>,
             receivedAt,
           });
-          return result === "inserted" ? "quarantined" : "duplicate";
+          usage.quarantineAt.push(index);
+          return "quarantined";
         }
-        const result = await tx.usage.insert({
+        usage.records.push({
           id: envelope.id,
           clusterId: envelope.clusterId,
           tenant: envelope.body.tenant,
@@ -193,7 +227,7 @@ export function createIngest(options: IngestOptions): Ingest {
           adjustment: verdict.adjustment,
           receivedAt,
         });
-        if (result === "duplicate") return "duplicate";
+        usage.recordAt.push(index);
         return verdict.adjustment ? "adjustment" : "inserted";
       }
       case "event":
@@ -265,6 +299,7 @@ export function createIngest(options: IngestOptions): Ingest {
     // At most `batchMax` per transaction: under a backlog a commit stays short and acks keep flowing.
     const batch = pending.length <= batchMax ? pending : pending.slice(0, batchMax);
     pending = batch === pending ? [] : pending.slice(batchMax);
+    busy = batch.length >= BUSY_BATCH;
     if (pending.length > 0) queueFlush();
     const received = clock(); // one clock reading per batch, not per report
     const receivedAt = received.toISOString();
@@ -273,7 +308,23 @@ export function createIngest(options: IngestOptions): Ingest {
     try {
       await options.store.transaction(async (tx) => {
         outcomes.length = 0;
-        for (const envelope of batch) outcomes.push(await write(tx, envelope, receivedAt, now));
+        const usage: StagedUsage = { records: [], recordAt: [], quarantine: [], quarantineAt: [] };
+        for (const envelope of batch) {
+          outcomes.push(await write(tx, envelope, receivedAt, now, usage, outcomes.length));
+        }
+        // One multi-row insert per table for the batch's usage instead of a statement per report.
+        if (usage.records.length > 0) {
+          const answers = await tx.usage.insertMany(usage.records);
+          answers.forEach((answer, i) => {
+            if (answer === "duplicate") outcomes[usage.recordAt[i]!] = "duplicate";
+          });
+        }
+        if (usage.quarantine.length > 0) {
+          const answers = await tx.usageQuarantine.insertMany(usage.quarantine);
+          answers.forEach((answer, i) => {
+            if (answer === "duplicate") outcomes[usage.quarantineAt[i]!] = "duplicate";
+          });
+        }
       });
     } catch (error) {
       stats.commitFailures++;
@@ -317,10 +368,13 @@ export function createIngest(options: IngestOptions): Ingest {
       queueFlush();
       return;
     }
-    timer ??= setTimeout(() => {
-      timer = null;
-      queueFlush();
-    }, batchDelay);
+    timer ??= setTimeout(
+      () => {
+        timer = null;
+        queueFlush();
+      },
+      busy ? busyDelay : batchDelay,
+    );
   }
 
   function route(envelope: AnyEnvelope): void {

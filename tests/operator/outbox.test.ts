@@ -1,4 +1,5 @@
 /** The operator outbox: durable, bounded with its shedding policy, and intact after SIGKILL mid-write. */
+import { Database } from "bun:sqlite";
 import { afterAll, describe, expect, test } from "bun:test";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -36,15 +37,30 @@ describe("outbox", () => {
     outbox.close();
   });
 
-  test("sent rows wait `resendAfterMs` before they are due again", async () => {
+  test("taken rows wait `resendAfterMs` before they are due again, oldest send first; acked ones never", async () => {
     let now = 1_000;
     const outbox = openOutbox({ path: await tempPath(), maxRows: 10, now: () => now });
-    const id = uuidv7();
-    outbox.enqueue({ id, channel: "status", reportClass: "status", payload: "s" });
-    outbox.markSent([id]);
-    expect(outbox.due(10, 5_000)).toEqual([]);
+    const [a, b, c] = [uuidv7(), uuidv7(), uuidv7()];
+    outbox.enqueueMany([a, b].map((id) => ({ id, channel: "status", reportClass: "status", payload: id })));
+    expect(outbox.take(1, 5_000).map((r) => [r.id, r.attempts])).toEqual([[a, 1]]);
+    expect(outbox.due(10, 5_000).map((r) => r.id)).toEqual([b]); // `due` only looks
+    expect(outbox.take(10, 5_000).map((r) => r.id)).toEqual([b]);
+    expect(outbox.take(10, 5_000)).toEqual([]);
+    now += 1_000;
+    outbox.enqueue({ id: c, channel: "status", reportClass: "status", payload: c });
+    expect(outbox.take(10, 5_000).map((r) => r.id)).toEqual([c]);
+    now += 4_000;
+    // a and b were sent 5 s ago: due again, oldest send first, before anything never sent.
+    expect(outbox.take(10, 5_000).map((r) => [r.id, r.attempts])).toEqual([
+      [a, 2],
+      [b, 2],
+    ]);
+    outbox.ack([a]);
     now += 5_000;
-    expect(outbox.due(10, 5_000).map((r) => r.attempts)).toEqual([1]);
+    expect(outbox.take(10, 5_000).map((r) => [r.id, r.attempts])).toEqual([
+      [c, 2],
+      [b, 3],
+    ]);
     outbox.close();
   });
 
@@ -140,16 +156,133 @@ describe("outbox", () => {
     let outbox = openOutbox({ path, maxRows: 100 });
     const ids = Array.from({ length: 10 }, () => uuidv7());
     outbox.enqueueMany(ids.map((id) => ({ id, channel: "usage", reportClass: "usage", payload: id })));
-    outbox.markSent(ids.slice(0, 5));
+    expect(outbox.take(5, 60_000).map((r) => r.id)).toEqual(ids.slice(0, 5));
     expect(outbox.ack([...ids.slice(0, 3), ids[0]!, uuidv7()])).toBe(3);
+    expect(outbox.take(100, 60_000).map((r) => r.id)).toEqual(ids.slice(5));
     const late = uuidv7();
     outbox.enqueue({ id: late, channel: "events", reportClass: "event", payload: late });
     expect(outbox.stats()).toMatchObject({ pending: 8, byClass: { usage: 7, event: 1 } });
     outbox.close();
     outbox = openOutbox({ path, maxRows: 100 });
     expect(outbox.stats()).toMatchObject({ pending: 8, byClass: { usage: 7, event: 1 } });
-    expect(outbox.due(100, 60_000).map((r) => r.id)).toEqual([...ids.slice(5), late]);
+    // After a restart every pending row is due at once, sent before or not (that connection is gone).
+    expect(outbox.take(100, 60_000).map((r) => r.id)).toEqual([...ids.slice(3), late]);
     outbox.close();
+  });
+
+  test("acked rows leave the counts at once and the file in batches; a repeated ack is not counted twice", async () => {
+    const path = await tempPath();
+    const inFile = () => {
+      const db = new Database(path, { readonly: true });
+      try {
+        return db.query<{ n: number }, []>("SELECT count(*) AS n FROM outbox").get()!.n;
+      } finally {
+        db.close();
+      }
+    };
+    let outbox = openOutbox({ path, maxRows: 1_000 });
+    const row = (id: string) => ({
+      id,
+      channel: "usage" as const,
+      reportClass: "usage" as const,
+      payload: id,
+    });
+    const ids = Array.from({ length: 300 }, () => uuidv7());
+    outbox.enqueueMany(ids.map(row));
+    expect(outbox.take(300, 60_000)).toHaveLength(300);
+    expect(outbox.ack(ids.slice(0, 10))).toBe(10);
+    expect(outbox.stats().pending).toBe(290);
+    expect(inFile()).toBe(300); // deferred: a crash now would only resend them
+    expect(outbox.ack([ids[0]!, ids[1]!])).toBe(0);
+    expect(outbox.stats().pending).toBe(290);
+    expect(inFile()).toBe(290);
+    expect(outbox.ack(ids.slice(10))).toBe(290); // ≥ 256 waiting: deleted at once
+    expect(inFile()).toBe(0);
+    // The next enqueue's transaction takes the waiting deletes along.
+    const more = Array.from({ length: 5 }, () => uuidv7());
+    outbox.enqueueMany(more.map(row));
+    expect(outbox.take(10, 60_000).map((r) => r.id)).toEqual(more);
+    outbox.ack(more.slice(0, 2));
+    expect(inFile()).toBe(5);
+    const late = uuidv7();
+    outbox.enqueue(row(late));
+    expect(inFile()).toBe(4);
+    outbox.ack([more[2]!]);
+    outbox.compact();
+    expect(inFile()).toBe(3);
+    outbox.ack([more[3]!]);
+    outbox.close();
+    expect(inFile()).toBe(2);
+    outbox = openOutbox({ path, maxRows: 1_000 });
+    expect(outbox.stats()).toMatchObject({ pending: 2, byClass: { usage: 2 } });
+    expect(outbox.take(10, 60_000).map((r) => r.id)).toEqual([more[4]!, late]);
+    outbox.close();
+  });
+
+  test("a sent status replaced by a newer one, then acked, leaves the counts exact", async () => {
+    const outbox = openOutbox({ path: await tempPath(), maxRows: 10 });
+    const [a, b] = [uuidv7(), uuidv7()];
+    const status = (id: string) => ({
+      id,
+      channel: "status" as const,
+      reportClass: "status" as const,
+      coalesceKey: "app/acme/web/site",
+      payload: id,
+    });
+    outbox.enqueue(status(a));
+    expect(outbox.take(10, 60_000).map((r) => r.id)).toEqual([a]);
+    outbox.enqueue(status(b));
+    expect(outbox.ack([a])).toBe(0);
+    expect(outbox.stats()).toMatchObject({ pending: 1, coalescedStatus: 1, byClass: { status: 1 } });
+    expect(outbox.take(10, 0).map((r) => r.id)).toEqual([b]);
+    expect(outbox.ack([b])).toBe(1);
+    expect(outbox.stats().pending).toBe(0);
+    outbox.close();
+  });
+
+  test("take hands out rows in order in small pieces; rows replaced or added meanwhile are seen", async () => {
+    const outbox = openOutbox({ path: await tempPath(), maxRows: 100 });
+    const status = (key: string, payload: string) => ({
+      id: uuidv7(),
+      channel: "status" as const,
+      reportClass: "status" as const,
+      coalesceKey: key,
+      payload,
+    });
+    outbox.enqueueMany([status("a", "a1"), status("b", "b1"), status("c", "c1")]);
+    expect(outbox.take(1, 60_000).map((r) => r.payload)).toEqual(["a1"]);
+    outbox.enqueue(status("b", "b2")); // replaces b1, which was not sent yet
+    outbox.enqueue(status("d", "d1"));
+    expect(outbox.take(1, 60_000).map((r) => r.payload)).toEqual(["c1"]);
+    outbox.enqueue(status("e", "e1"));
+    expect(outbox.take(10, 60_000).map((r) => r.payload)).toEqual(["b2", "d1", "e1"]);
+    expect(outbox.take(10, 60_000)).toEqual([]);
+    outbox.close();
+  });
+
+  test("an outbox file from before keeps working and loses the index of every row by class", async () => {
+    const path = await tempPath();
+    openOutbox({ path, maxRows: 10 }).close();
+    const old = new Database(path);
+    old.run("CREATE INDEX outbox_class ON outbox (report_class, seq)");
+    old.close();
+    const outbox = openOutbox({ path, maxRows: 2 });
+    const ids = [uuidv7(), uuidv7(), uuidv7()];
+    outbox.enqueue({ id: ids[0]!, channel: "events", reportClass: "event", payload: "e" });
+    outbox.enqueue({ id: ids[1]!, channel: "usage", reportClass: "usage", payload: "u" });
+    outbox.enqueue({ id: ids[2]!, channel: "usage", reportClass: "usage", payload: "u" });
+    expect(outbox.stats()).toMatchObject({ pending: 2, shedEvents: 1 });
+    outbox.close();
+    const db = new Database(path, { readonly: true });
+    const indexes = db
+      .query<{ name: string }, []>(
+        "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'outbox'",
+      )
+      .all()
+      .map((r) => r.name);
+    db.close();
+    expect(indexes).not.toContain("outbox_class");
+    expect(indexes).toContain("outbox_events");
   });
 
   test("SIGKILL while writing, 20 times: the outbox opens and no committed report is lost", async () => {

@@ -810,6 +810,58 @@ export function describeStoreContract(name: string, makeStore: MakeStore): void 
           expect(rows[0]?.adjustment).toBe(true);
         }));
 
+      test("insertMany answers per row as insert would, within the call too, and writes what insert would", () =>
+        withStore(async (store) => {
+          expect(await store.usage.insert(usage("u1"))).toBe("inserted");
+          const later = { windowStart: at(60), windowEnd: at(120) };
+          const rows = [
+            usage("u1"), // already stored
+            usage("u2"), // same window as u1 under a new id
+            usage("u3", later),
+            usage("u3", later), // the same report twice in one call
+            usage("u4", later), // same window as u3, earlier in this call
+            usage("adj1", { adjustment: true }),
+            usage("adj2", { adjustment: true }),
+            usage("adj1", { adjustment: true }),
+            usage("u5", { tenant: "beta", windowStart: "2025-03-01T12:00:00Z" }),
+          ];
+          expect(await store.usage.insertMany(rows)).toEqual([
+            "duplicate",
+            "duplicate",
+            "inserted",
+            "duplicate",
+            "duplicate",
+            "inserted",
+            "inserted",
+            "duplicate",
+            "inserted",
+          ]);
+          expect(await store.usage.insertMany([])).toEqual([]);
+          const stored = (await store.usage.list({}, { limit: 100 })).items;
+          expect(stored.map((r) => r.id).sort()).toEqual(["adj1", "adj2", "u1", "u3", "u5"]);
+          expect(stored.find((r) => r.id === "u3")).toEqual(usage("u3", later));
+          expect(stored.find((r) => r.id === "u5")?.windowStart).toBe("2025-03-01T12:00:00.000Z");
+          // More rows than one statement takes: chunked, still answered in order.
+          const many = Array.from({ length: 1_203 }, (_, i) =>
+            usage(`m${i}`, { clusterId: "c9", windowStart: at(i * 60), windowEnd: at(i * 60 + 60) }),
+          );
+          const answers = await store.usage.insertMany([...many, many[7]!]);
+          expect(answers.filter((a) => a === "inserted").length).toBe(1_203);
+          expect(answers.at(-1)).toBe("duplicate");
+          expect((await store.usage.insertMany(many.slice(600, 700))).every((a) => a === "duplicate")).toBe(
+            true,
+          );
+          // Malformed input is a KN-400 naming the field, and nothing of the call is written.
+          const bad = await failure(
+            store.transaction((tx) =>
+              tx.usage.insertMany([usage("ok1", { tenant: "gamma" }), usage("bad", { windowStart: "soon" })]),
+            ),
+          );
+          expect(bad.code).toBe("KN-400");
+          expect(bad.message).toContain("windowStart");
+          expect((await store.usage.list({ tenant: "gamma" }, { limit: 10 })).items).toEqual([]);
+        }));
+
       test("from is inclusive, to exclusive; ordered by windowStart, cluster, tenant, id; paged", () =>
         withStore(async (store) => {
           for (let hour = 0; hour < 6; hour++) {
@@ -869,6 +921,16 @@ export function describeStoreContract(name: string, makeStore: MakeStore): void 
           expect(c1.items[1]).toEqual(row("q1", "c1", at(1)));
           const pages = await allPages((cursor) => store.usageQuarantine.list({}, { limit: 2, cursor }));
           expect(pages.map((p) => p.map((r) => r.id))).toEqual([["q3", "q2"], ["q1"]]);
+          expect(
+            await store.usageQuarantine.insertMany([
+              row("q4", "c1", at(6)),
+              row("q1", "c1", at(6)),
+              row("q4", "c1", at(7)),
+            ]),
+          ).toEqual(["inserted", "duplicate", "duplicate"]);
+          expect((await store.usageQuarantine.list({ clusterId: "c1" }, { limit: 10 })).items[0]).toEqual(
+            row("q4", "c1", at(6)),
+          );
         }));
     });
 

@@ -18,8 +18,8 @@ import { parseTopic, topicFor } from "../../shared/topics.ts";
 interface World {
   store: Store;
   ingest: Ingest;
-  /** Delivers a usage report as the broker would; returns its id. */
-  usage(clusterId: string, hoursAgo: number): Promise<string>;
+  /** Delivers a usage report as the broker would (under `id`, to redeliver one); returns its id. */
+  usage(clusterId: string, hoursAgo: number, id?: string): Promise<string>;
   /** Usage rows written per committed or attempted transaction. */
   batchSizes: number[];
   /** Acks published so far, decoded: cluster → one id list per message. */
@@ -27,7 +27,9 @@ interface World {
   close(): Promise<void>;
 }
 
-async function world(options: { ackIntervalMs?: number; batchMaxMessages?: number } = {}): Promise<World> {
+async function world(
+  options: { ackIntervalMs?: number; batchMaxMessages?: number; batchBusyDelayMs?: number } = {},
+): Promise<World> {
   const logger = createMemoryLogger("warn");
   const store = await openSqliteStore({ path: ":memory:", logger });
   await store.migrate();
@@ -44,6 +46,10 @@ async function world(options: { ackIntervalMs?: number; batchMaxMessages?: numbe
             insert: (row: Parameters<typeof tx.usage.insert>[0]) => {
               rows++;
               return tx.usage.insert(row);
+            },
+            insertMany: (list: Parameters<typeof tx.usage.insertMany>[0]) => {
+              rows += list.length;
+              return tx.usage.insertMany(list);
             },
           };
           try {
@@ -89,9 +95,8 @@ async function world(options: { ackIntervalMs?: number; batchMaxMessages?: numbe
     store,
     ingest,
     batchSizes,
-    async usage(clusterId, hoursAgo) {
+    async usage(clusterId, hoursAgo, id = uuidv7()) {
       const start = Math.floor(Date.now() / hour) * hour - hoursAgo * hour;
-      const id = uuidv7();
       const envelope = makeEnvelope({
         id,
         kind: "usage",
@@ -159,6 +164,67 @@ describe("ingest", () => {
       expect(w.acks().get(a)).toEqual([[first], later[a]!]);
       expect(w.acks().get(b)).toEqual([later[b]!]);
       expect(w.ingest.stats()).toMatchObject({ committed: 11, acked: 11, ackMessages: 3 });
+    } finally {
+      await w.close();
+    }
+  });
+
+  test("a batch's usage is written together: redeliveries, a window twice, adjustments, quarantine", async () => {
+    const w = await world({ ackIntervalMs: 0 });
+    try {
+      const cluster = uuidv7();
+      const fresh = await w.usage(cluster, 1);
+      await w.usage(cluster, 1, fresh); // the same report again
+      const sameWindow = await w.usage(cluster, 1); // the same window under a new id
+      const adjustment = await w.usage(cluster, 72); // a closed period
+      const tooOld = await w.usage(cluster, 24 * 40);
+      await w.usage(cluster, 24 * 40, tooOld);
+      await w.ingest.drained();
+      expect(w.batchSizes).toEqual([4]);
+      expect(w.ingest.stats()).toMatchObject({
+        batches: 1,
+        committed: 3,
+        duplicates: 3,
+        quarantined: 1,
+        adjustments: 1,
+        acked: 6,
+      });
+      // Every report is acked, duplicates too: the operator must stop resending them.
+      expect(w.acks().get(cluster)).toEqual([[fresh, fresh, sameWindow, adjustment, tooOld, tooOld]]);
+      const rows = (await w.store.usage.list({}, { limit: 10 })).items;
+      expect(rows.map((r) => [r.id, r.adjustment])).toEqual([
+        [adjustment, true],
+        [fresh, false],
+      ]);
+      expect((await w.store.usageQuarantine.list({}, { limit: 10 })).items.map((r) => r.id)).toEqual([
+        tooOld,
+      ]);
+    } finally {
+      await w.close();
+    }
+  });
+
+  test("after a large batch the next one gathers for the busy delay; after a small one, not", async () => {
+    const w = await world({ batchBusyDelayMs: 400, ackIntervalMs: 0 });
+    try {
+      const cluster = uuidv7();
+      await Promise.all(Array.from({ length: 70 }, (_, i) => w.usage(cluster, i + 1)));
+      await Bun.sleep(100);
+      expect(w.batchSizes).toEqual([70]);
+      // Busy: three reports 50 ms apart are committed together, 400 ms after the first.
+      for (let i = 0; i < 3; i++) {
+        await w.usage(cluster, 100 + i);
+        await Bun.sleep(50);
+      }
+      expect(w.batchSizes).toEqual([70]);
+      await Bun.sleep(500);
+      expect(w.batchSizes).toEqual([70, 3]);
+      // Quiet again: each report is committed within batchMaxDelayMs (1 ms here).
+      await w.usage(cluster, 200);
+      await Bun.sleep(150);
+      await w.usage(cluster, 201);
+      await Bun.sleep(150);
+      expect(w.batchSizes).toEqual([70, 3, 1, 1]);
     } finally {
       await w.close();
     }
