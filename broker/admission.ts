@@ -1,12 +1,11 @@
 /**
- * @module broker/admission — the broker's mutual-TLS listener with handshake admission control. A plain TCP
- * listener accepts; at most `maxInFlight` sockets are wrapped in a server-side TLSSocket (the crypto) at a time;
- * the excess waits, unread, in a bounded queue and is closed before any crypto when it has waited too long or the
- * queue is full. Without the cap a reconnect storm collapses: every handshake slows every other one past the
+ * @module broker/admission — the broker's mutual-TLS listener with handshake admission control. At most
+ * `maxInFlight` TLS handshakes (the crypto) run at a time; the excess waits, unread, in a bounded queue and is
+ * closed before any crypto when it has waited too long or the queue is full. Without the cap a reconnect storm collapses: every handshake slows every other one past the
  * operators' connect timeout, the clients give up and the server's handshake work is wasted (docs/benchmarks.md,
  * reconnect storm: 5,109 failed handshakes for 2,500 operators).
  */
-import net from "node:net";
+import type net from "node:net";
 import tls from "node:tls";
 
 export interface HandshakeAdmission {
@@ -14,14 +13,21 @@ export interface HandshakeAdmission {
   maxInFlight: number;
   /** Connections waiting for a slot at most; a connection beyond this is closed unread at once. */
   maxQueued: number;
-  /** A connection that waited longer than this for a slot is closed unread (its client is about to give up). */
+  /**
+   * A connection that waited longer than this for a slot is closed unread (its client is about to give up); one
+   * that would wait longer than this — its place in the queue times the recent handshake rate — is closed at
+   * once, so its client can retry elsewhere or later instead of waiting only to be shed.
+   */
   maxQueueWaitMs: number;
   /** A handshake not finished within this is aborted, so a stalled client cannot hold a slot. */
   handshakeTimeoutMs: number;
 }
 
 export interface AdmissionMetrics {
-  /** Connections closed before any crypto: the queue was full or they waited past `maxQueueWaitMs`. */
+  /**
+   * Connections closed before any crypto: the queue was full, they waited past `maxQueueWaitMs`, or they would
+   * have (expected wait at arrival).
+   */
   shed: number;
   inFlight: number;
   queued: number;
@@ -31,19 +37,18 @@ export interface MutualTlsListenerOptions {
   caPem: string;
   certPem: string;
   keyPem: string;
-  /**
-   * Null: Bun's own `tls.Server` does the handshakes with no cap (no admission control, and ~2.6 KB less per
-   * connection: a wrapped TLSSocket keeps the plain socket beside it — 21.6 vs 19.0 KB per held connection,
-   * measured under Bun 1.4.5).
-   */
+  /** Null: every handshake starts at once (no admission control). */
   admission: HandshakeAdmission | null;
   /** A verified client (requestCert + rejectUnauthorized against `caPem`): hand it to the protocol. */
   onSecureConnection(socket: tls.TLSSocket): void;
   /** A handshake that failed: no or bad certificate, garbage, a client hanging up, the handshake timeout. */
   onHandshakeFailure(error: Error, remoteAddress: string | undefined): void;
   /** A connection was shed (closed unread, counted in `metrics.shed`). */
-  onShed(reason: "queue-full" | "queue-wait"): void;
+  onShed(reason: ShedReason): void;
 }
+
+/** Why a connection was shed: queue full, waited too long, or would have waited too long (at arrival). */
+export type ShedReason = "queue-full" | "queue-wait" | "expected-wait";
 
 export interface MutualTlsListener {
   readonly server: net.Server;
@@ -53,116 +58,163 @@ export interface MutualTlsListener {
 }
 
 interface Waiting {
-  raw: net.Socket;
+  socket: tls.TLSSocket;
   sinceMs: number;
 }
 
+/** A handshake in progress: when it was let in, and its deadline. */
+interface InFlight {
+  startedMs: number;
+  timer: ReturnType<typeof setTimeout>;
+}
+
+/** The native socket under a Bun TLSSocket: pausing it stops its reads, and so its TLS handshake. */
+type NativeHandle = { pause?(): void; resume?(): void } | null | undefined;
+const handleOf = (socket: tls.TLSSocket) => (socket as unknown as { _handle?: NativeHandle })._handle;
+
+/**
+ * Bun's own `tls.Server` does the TLS. With admission, each new connection's native socket is paused at
+ * `connection` — before it has read the ClientHello, so before any crypto — and resumed when it gets one of the
+ * `maxInFlight` slots. (The first version wrapped a plain `net.Server`'s sockets in `new tls.TLSSocket`, which
+ * keeps the plain socket and its streams beside the TLS one: ~1.5 KB of heap, ~2.4 KB of RSS per held
+ * connection under Bun 1.4.5.)
+ */
 export function createMutualTlsListener(options: MutualTlsListenerOptions): MutualTlsListener {
-  if (options.admission === null) return createUncappedListener(options);
-  const admission: HandshakeAdmission = options.admission;
-  // One context for every connection: a context per socket would repeat the CA and key parsing per handshake.
-  const secureContext = tls.createSecureContext({
-    ca: options.caPem,
-    cert: options.certPem,
-    key: options.keyPem,
-    minVersion: "TLSv1.2",
-  });
+  const admission = options.admission;
   const metrics: AdmissionMetrics = { shed: 0, inFlight: 0, queued: 0 };
-  const sockets = new Set<net.Socket>();
+  const sockets = new Set<tls.TLSSocket>();
+  const inFlight = new Map<tls.TLSSocket, InFlight>();
   // A FIFO as an array with a moving head (shift() is O(n) on a long queue).
   let queue: Waiting[] = [];
   let head = 0;
+  /**
+   * Moving average of a successful handshake's duration (ms), null until the first. With the slots full the
+   * listener completes `maxInFlight / handshakeMs` handshakes per ms (Little's law), so a newcomer behind
+   * `queued` others waits about `queued * handshakeMs / maxInFlight`.
+   */
+  let handshakeMs: number | null = null;
 
-  function shed(raw: net.Socket, reason: "queue-full" | "queue-wait"): void {
+  const server = tls.createServer(
+    {
+      ca: options.caPem,
+      cert: options.certPem,
+      key: options.keyPem,
+      requestCert: true,
+      rejectUnauthorized: true,
+      minVersion: "TLSv1.2",
+    },
+    (socket) => {
+      settle(socket, true);
+      // rejectUnauthorized already refused an unverified peer; this is the second lock on the same door.
+      if (!socket.authorized) {
+        options.onHandshakeFailure(
+          new Error(String(socket.authorizationError ?? "unauthorized")),
+          socket.remoteAddress,
+        );
+        socket.destroy();
+        return;
+      }
+      options.onSecureConnection(socket);
+    },
+  );
+  server.on("tlsClientError", (error, socket) => {
+    // Under admission a handshake is reported once: here, or by its close or timeout if those came first.
+    if (admission === null || settle(socket, false)) options.onHandshakeFailure(error, socket?.remoteAddress);
+    socket?.destroy();
+  });
+  server.on("connection", (socket: tls.TLSSocket) => {
+    sockets.add(socket);
+    socket.on("close", onClose);
+    if (admission === null) return;
+    socket.on("error", ignore); // a queued socket's errors end it; an admitted one's are the handshake's
+    if (metrics.inFlight < admission.maxInFlight && head === queue.length) {
+      start(socket);
+      return;
+    }
+    handleOf(socket)?.pause?.();
+    if (metrics.queued >= admission.maxQueued) return shed(socket, "queue-full");
+    if (expectedWaitMs() > admission.maxQueueWaitMs) return shed(socket, "expected-wait");
+    queue.push({ socket, sinceMs: performance.now() });
+    metrics.queued++;
+  });
+
+  /** Shared by every socket (`this`): a held connection keeps no closure of this module. */
+  function onClose(this: tls.TLSSocket): void {
+    sockets.delete(this);
+    if (settle(this, false)) {
+      options.onHandshakeFailure(new Error("connection closed during the TLS handshake"), this.remoteAddress);
+    }
+  }
+
+  function expectedWaitMs(): number {
+    if (admission === null || handshakeMs === null) return 0;
+    return ((metrics.queued + 1) * handshakeMs) / admission.maxInFlight;
+  }
+
+  function shed(socket: tls.TLSSocket, reason: ShedReason): void {
     metrics.shed++;
-    raw.destroy();
+    socket.destroy();
     options.onShed(reason);
   }
 
-  function release(): void {
+  function start(socket: tls.TLSSocket): void {
+    const limits = admission!;
+    metrics.inFlight++;
+    const timer = setTimeout(
+      onHandshakeTimeout,
+      limits.handshakeTimeoutMs,
+      socket,
+      limits.handshakeTimeoutMs,
+    );
+    timer.unref?.();
+    inFlight.set(socket, { startedMs: performance.now(), timer });
+    handleOf(socket)?.resume?.();
+  }
+
+  function onHandshakeTimeout(socket: tls.TLSSocket, timeoutMs: number): void {
+    if (!settle(socket, false)) return;
+    options.onHandshakeFailure(
+      new Error(`TLS handshake timed out after ${timeoutMs} ms`),
+      socket.remoteAddress,
+    );
+    socket.destroy();
+  }
+
+  /** Ends a handshake in progress and frees its slot; false if the socket holds none (already settled). */
+  function settle(socket: tls.TLSSocket | null | undefined, succeeded: boolean): boolean {
+    const handshake = socket ? inFlight.get(socket) : undefined;
+    if (!socket || !handshake) return false;
+    inFlight.delete(socket);
+    clearTimeout(handshake.timer);
+    socket.off("error", ignore);
+    if (succeeded) {
+      const tookMs = performance.now() - handshake.startedMs;
+      handshakeMs = handshakeMs === null ? tookMs : handshakeMs + (tookMs - handshakeMs) * 0.05;
+    }
     metrics.inFlight--;
     admitNext();
+    return true;
   }
 
   function admitNext(): void {
+    if (admission === null) return;
     const now = performance.now();
     while (metrics.inFlight < admission.maxInFlight && head < queue.length) {
       const waiting = queue[head]!;
       queue[head++] = undefined as unknown as Waiting;
       metrics.queued--;
-      if (waiting.raw.destroyed) continue;
+      if (waiting.socket.destroyed) continue;
       if (now - waiting.sinceMs > admission.maxQueueWaitMs) {
-        shed(waiting.raw, "queue-wait");
+        shed(waiting.socket, "queue-wait");
         continue;
       }
-      handshake(waiting.raw);
+      start(waiting.socket);
     }
     if (head > 1024 && head * 2 > queue.length) {
       queue = queue.slice(head);
       head = 0;
     }
   }
-
-  function handshake(raw: net.Socket): void {
-    metrics.inFlight++;
-    let settled = false;
-    const socket = new tls.TLSSocket(raw, {
-      isServer: true,
-      secureContext,
-      requestCert: true,
-      rejectUnauthorized: true,
-    });
-    sockets.add(socket);
-    const timer = setTimeout(() => {
-      fail(new Error(`TLS handshake timed out after ${admission.handshakeTimeoutMs} ms`));
-      socket.destroy();
-    }, admission.handshakeTimeoutMs);
-    timer.unref?.();
-    function fail(error: Error): void {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      release();
-      options.onHandshakeFailure(error, raw.remoteAddress);
-    }
-    socket.once("secure", () => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      release();
-      // rejectUnauthorized already refused an unverified peer; this is the second lock on the same door.
-      if (!socket.authorized) {
-        options.onHandshakeFailure(
-          new Error(String(socket.authorizationError ?? "unauthorized")),
-          raw.remoteAddress,
-        );
-        socket.destroy();
-        return;
-      }
-      options.onSecureConnection(socket);
-    });
-    socket.on("error", (error) => fail(error));
-    socket.once("close", () => {
-      sockets.delete(socket);
-      fail(new Error("connection closed during the TLS handshake"));
-    });
-  }
-
-  const server = net.createServer((raw) => {
-    raw.on("error", () => undefined); // reported through the TLSSocket once admitted; unread until then
-    if (metrics.inFlight < admission.maxInFlight && head === queue.length) {
-      handshake(raw);
-      return;
-    }
-    if (metrics.queued >= admission.maxQueued) {
-      shed(raw, "queue-full");
-      return;
-    }
-    sockets.add(raw);
-    raw.once("close", () => sockets.delete(raw));
-    queue.push({ raw, sinceMs: performance.now() });
-    metrics.queued++;
-  });
 
   return {
     server,
@@ -174,34 +226,4 @@ export function createMutualTlsListener(options: MutualTlsListenerOptions): Mutu
   };
 }
 
-/** Bun's tls.Server, every handshake started at once (see `admission: null`). */
-function createUncappedListener(options: MutualTlsListenerOptions): MutualTlsListener {
-  const sockets = new Set<tls.TLSSocket>();
-  const server = tls.createServer(
-    {
-      ca: options.caPem,
-      cert: options.certPem,
-      key: options.keyPem,
-      requestCert: true,
-      rejectUnauthorized: true,
-      minVersion: "TLSv1.2",
-    },
-    (socket) => {
-      sockets.add(socket);
-      socket.once("close", () => sockets.delete(socket));
-      options.onSecureConnection(socket);
-    },
-  );
-  server.on("tlsClientError", (error, socket) => {
-    options.onHandshakeFailure(error, socket?.remoteAddress);
-    socket?.destroy();
-  });
-  return {
-    server,
-    metrics: { shed: 0, inFlight: 0, queued: 0 },
-    destroyAll() {
-      for (const socket of sockets) socket.destroy();
-      sockets.clear();
-    },
-  };
-}
+function ignore(): void {}

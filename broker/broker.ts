@@ -32,8 +32,8 @@ export interface BrokerLimits {
    * `handshakeQueueWaitMs` (default 4,000: inside an operator's 10 s connect timeout) and is closed before any
    * crypto beyond it. Off when unset here; the Manager and `kubenova broker` pass KUBENOVA_MQTT_MAX_HANDSHAKES
    * (default 64): without it a storm of 10,000 reconnecting operators collapsed (38,715 handshakes abandoned
-   * past the operators' connect timeout), with it the wrapped sockets cost ~2.6 KB more per connection under
-   * Bun 1.4.5 (docs/benchmarks.md).
+   * past the operators' connect timeout). A held connection costs the same with it as without (the listener
+   * pauses Bun's own TLS sockets until admitted; docs/benchmarks.md).
    */
   maxHandshakesInFlight?: number;
   maxQueuedHandshakes?: number;
@@ -144,7 +144,8 @@ interface Session {
   windowStartMs: number;
   dropsInWindow: number;
   closeReason: DisconnectReason | null;
-  expiryTimer: ReturnType<typeof setTimeout> | null;
+  /** When the client certificate expires (ms since the epoch); null once kicked for it, or without one. */
+  validToMs: number | null;
 }
 
 /** Published-but-dropped packets are rerouted here: no client may subscribe to `$…` (ACL) and nothing listens. */
@@ -216,7 +217,7 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
   const revoked = new Set<string>();
   const sessions = new Map<Client, Session>();
   /** The same sessions by clientId (several during a takeover), so a connect does not scan every session. */
-  const sessionsById = new Map<string, Set<Session>>();
+  const sessionsById = new Map<string, Session[]>();
   const listeners = new Set<ClientEventListener>();
   if (options.onClientConnected || options.onClientDisconnected) {
     listeners.add({ connected: options.onClientConnected, disconnected: options.onClientDisconnected });
@@ -253,24 +254,32 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
   }
 
   function liveSessionsOf(clientId: string): Session[] {
-    return [...(sessionsById.get(clientId) ?? [])].filter((s) => !s.client.closed);
+    return (sessionsById.get(clientId) ?? []).filter((s) => !s.client.closed);
   }
 
   function addSession(session: Session): void {
     sessions.set(session.client, session);
-    let same = sessionsById.get(session.client.id);
-    if (!same) {
-      same = new Set();
-      sessionsById.set(session.client.id, same);
-    }
-    same.add(session);
+    const same = sessionsById.get(session.client.id);
+    if (same) same.push(session);
+    else sessionsById.set(session.client.id, [session]);
   }
 
   function removeSession(session: Session): void {
     sessions.delete(session.client);
     const same = sessionsById.get(session.client.id);
-    same?.delete(session);
-    if (same?.size === 0) sessionsById.delete(session.client.id);
+    if (!same) return;
+    const index = same.indexOf(session);
+    if (index >= 0) same.splice(index, 1);
+    if (same.length === 0) sessionsById.delete(session.client.id);
+  }
+
+  /**
+   * A session ends with its socket. One shared listener (`this` is the socket; Aedes sets `conn.client`), not a
+   * closure per connection: a closure over `authenticate`'s scope would also keep Aedes' whole CONNECT chain.
+   */
+  function onConnectionClose(this: { client?: Client }): void {
+    const session = this.client ? sessions.get(this.client) : undefined;
+    if (session) removeSession(session);
   }
 
   function kick(session: Session, reason: DisconnectReason): void {
@@ -293,19 +302,34 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
     );
   }
 
-  function armExpiry(session: Session, validTo: Date | null): void {
-    if (validTo === null) return;
-    const fire = () => {
-      const remaining = validTo.getTime() - Date.now();
-      if (remaining > 0) {
-        session.expiryTimer = setTimeout(fire, Math.min(remaining, MAX_TIMER_MS));
-        session.expiryTimer.unref?.();
-        return;
+  // DESIGN.md §3 `certificate_expired`: a session must not outlive the certificate that opened it. One timer for
+  // every session, armed for the earliest expiry (a timer per session cost ~500 bytes per connection).
+  let expiryTimer: ReturnType<typeof setTimeout> | null = null;
+  let expiryAtMs = Number.POSITIVE_INFINITY;
+
+  function scheduleExpiry(atMs: number): void {
+    if (atMs >= expiryAtMs) return;
+    if (expiryTimer) clearTimeout(expiryTimer);
+    expiryAtMs = atMs;
+    expiryTimer = setTimeout(expireSessions, Math.min(Math.max(0, atMs - Date.now()), MAX_TIMER_MS));
+    expiryTimer.unref?.();
+  }
+
+  function expireSessions(): void {
+    expiryTimer = null;
+    expiryAtMs = Number.POSITIVE_INFINITY;
+    const now = Date.now();
+    let next = Number.POSITIVE_INFINITY;
+    for (const session of sessions.values()) {
+      if (session.validToMs === null) continue;
+      if (session.validToMs > now) {
+        next = Math.min(next, session.validToMs);
+        continue;
       }
-      // DESIGN.md §3 `certificate_expired`: a session must not outlive the certificate that opened it.
+      session.validToMs = null;
       kick(session, "certificate-expired");
-    };
-    fire();
+    }
+    if (next !== Number.POSITIVE_INFINITY && !closing) scheduleExpiry(next);
   }
 
   // Connect: the identity is the certificate, never the MQTT username/password (DESIGN.md §4).
@@ -359,14 +383,11 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
       windowStartMs: now,
       dropsInWindow: 0,
       closeReason: null,
-      expiryTimer: null,
+      validToMs: validTo === null ? null : validTo.getTime(),
     };
     addSession(session);
-    client.conn.once("close", () => {
-      if (session.expiryTimer) clearTimeout(session.expiryTimer);
-      removeSession(session);
-    });
-    armExpiry(session, validTo);
+    client.conn.on("close", onConnectionClose);
+    if (session.validToMs !== null) scheduleExpiry(session.validToMs);
     metrics.connections.accepted++;
     done(null, true);
   }
@@ -461,6 +482,12 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
 
   const aedes = await Aedes.createBroker({
     connectTimeout: options.connectTimeoutMs ?? 10_000,
+    preConnect: (_client, packet, callback) => {
+      // The will's payload is a view into the socket's read chunk; Aedes keeps the will for the whole session,
+      // so without a copy it keeps the whole CONNECT chunk too (~450 bytes per operator).
+      if (packet.will?.payload) packet.will.payload = Buffer.from(packet.will.payload);
+      callback(null, true);
+    },
     authenticate: (client, _username, _password, done) => {
       authenticate(client, done).catch((error: unknown) => {
         log.error("authenticate failed", { client_id: client.id, error });
@@ -610,6 +637,7 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
       const serverClosed = new Promise<void>((resolve) => server.close(() => resolve()));
       await new Promise<void>((resolve) => aedes.close(() => resolve()));
       listener.destroyAll();
+      if (expiryTimer) clearTimeout(expiryTimer);
       await serverClosed;
       log.info("broker closed", {});
     },

@@ -17,18 +17,35 @@ export function createTokenBucket(options: {
   burst?: number;
   nowMs?: () => number;
 }): TokenBucket {
-  const nowMs = options.nowMs ?? (() => performance.now());
-  const capacity = Math.max(1, options.burst ?? options.ratePerSecond);
-  let tokens = capacity;
-  let last = nowMs();
-  return {
-    take() {
-      const now = nowMs();
-      tokens = Math.min(capacity, tokens + ((now - last) / 1000) * options.ratePerSecond);
-      last = now;
-      if (tokens < 1) return false;
-      tokens -= 1;
-      return true;
-    },
-  };
+  return new Bucket(
+    options.ratePerSecond,
+    Math.max(1, options.burst ?? options.ratePerSecond),
+    options.nowMs ?? performanceNow,
+  );
+}
+
+const performanceNow = () => performance.now();
+
+/** Plain fields and shared methods: the broker keeps one per connection, closures would cost more per client. */
+class Bucket implements TokenBucket {
+  private tokens: number;
+  private last: number;
+
+  constructor(
+    private readonly ratePerSecond: number,
+    private readonly capacity: number,
+    private readonly nowMs: () => number,
+  ) {
+    this.tokens = capacity;
+    this.last = nowMs();
+  }
+
+  take(): boolean {
+    const now = this.nowMs();
+    this.tokens = Math.min(this.capacity, this.tokens + ((now - this.last) / 1000) * this.ratePerSecond);
+    this.last = now;
+    if (this.tokens < 1) return false;
+    this.tokens -= 1;
+    return true;
+  }
 }

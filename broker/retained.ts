@@ -10,8 +10,12 @@ import type { Readable } from "node:stream";
 import { topicMatches } from "../shared/topics.ts";
 
 interface RetainedPacket {
+  cmd?: string;
   topic: string;
   payload: Buffer | Uint8Array;
+  qos?: number;
+  retain?: boolean;
+  properties?: unknown;
 }
 
 /** The methods of aedes-persistence's in-memory implementation that hold retained messages. */
@@ -35,6 +39,24 @@ function* matching(retained: Map<string, RetainedPacket>, patterns: string[]): G
 }
 
 /**
+ * What Aedes reads back from a retained message (cmd, qos, topic, payload; `properties` for MQTT 5), with the
+ * payload copied out: the received payload is a view into the socket's read chunk, and keeping it would keep
+ * the whole chunk (the heartbeat and whatever arrived with it, ~1 KB per operator) for as long as the cluster's
+ * `presence` stays retained.
+ */
+function compact(packet: RetainedPacket): RetainedPacket {
+  const stored: RetainedPacket = {
+    cmd: packet.cmd ?? "publish",
+    topic: packet.topic,
+    payload: Buffer.from(packet.payload),
+    qos: packet.qos ?? 0,
+    retain: true,
+  };
+  if (packet.properties !== undefined) stored.properties = packet.properties;
+  return stored;
+}
+
+/**
  * Replaces the retained-message methods of Aedes' default persistence (the instance `aedes.persistence`) with
  * a topic-indexed map. Returns false, changing nothing, if the persistence is not the shape this was written
  * for (another aedes-persistence version or a custom persistence), so the broker keeps working, only slower.
@@ -53,7 +75,7 @@ export function indexRetainedMessages(persistence: unknown): boolean {
   inner.storeRetained = async (packet) => {
     // MQTT-3.3.1-10/11: an empty retained payload deletes the topic's retained message.
     if (packet.payload.length === 0) retained.delete(packet.topic);
-    else retained.set(packet.topic, { ...packet });
+    else retained.set(packet.topic, compact(packet));
   };
   inner.createRetainedStream = (pattern) => matching(retained, [pattern]);
   inner.createRetainedStreamCombi = (patterns) => matching(retained, patterns);

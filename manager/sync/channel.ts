@@ -73,6 +73,9 @@ export function createSyncChannel(options: SyncChannelOptions): SyncChannel {
     logger: log,
     clock,
     isReachable: reachable,
+    // With the embedded broker this is the only Manager and every append comes through `store` below (notify);
+    // with an external broker there may be replicas, whose appends only the store knows of.
+    heartbeatRecheckMs: options.bus.kind === "embedded" ? 60_000 : 0,
     ...(options.maxPayloadBytes ? { maxPayloadBytes: options.maxPayloadBytes } : {}),
   });
   const commands = createCommandClient({

@@ -1,12 +1,16 @@
 /**
  * The operator's link to the Manager (DESIGN.md §3): one outbound MQTT connection over mutual TLS with a
  * persistent session and a retained `offline` last will; reconnects with exponential backoff and full jitter so
- * a Manager restart causes no stampede. Desired changes are applied strictly in revision order; reports go
- * through the durable outbox and leave it only on the Manager's `acks`. The only operator file importing `mqtt`.
+ * a Manager restart causes no stampede, and sooner (`busyRetry`) when the Manager is up but shedding handshakes.
+ * Desired changes are applied strictly in revision order; reports go through the durable outbox and leave it only
+ * on the Manager's `acks`. The only operator file importing `mqtt`.
  */
-import mqtt, { type MqttClient } from "mqtt";
+import { isIP } from "node:net";
+import { connect as tlsConnect } from "node:tls";
+// The client class alone: the package's entry point and `mqtt.connect` also load the WebSocket, TCP and SOCKS
+// transports (~2 MB of RSS the operator never uses); the one transport it needs is the TLS stream below.
+import MqttClientExport from "mqtt/lib/client";
 import { uuidv7 } from "../../shared/ids.ts";
-import { inSpan, traceparentOf } from "../../shared/tracing.ts";
 import type { Logger } from "../../shared/logger.ts";
 import {
   type AnyEnvelope,
@@ -20,6 +24,14 @@ import {
 } from "../../shared/messages.ts";
 import { type Channel, MANAGER_TO_OPERATOR, parseTopic, topicFor } from "../../shared/topics.ts";
 import type { Outbox, OutboxInput, ReportClass } from "./outbox.ts";
+
+/**
+ * `mqtt/lib/client` is CommonJS with `exports.default = MqttClient` and `__esModule`: Bun's runtime hands out
+ * `exports.default`, its bundler (the single binary) the whole `exports` object. Either way, the class.
+ */
+const MqttClient: typeof MqttClientExport =
+  (MqttClientExport as unknown as { default?: typeof MqttClientExport }).default ?? MqttClientExport;
+type MqttClient = MqttClientExport;
 
 export interface DesiredApplier {
   /** Makes one change true in the cluster; throwing stops the batch, which is retried on the next resync. */
@@ -69,6 +81,13 @@ export interface OperatorLinkOptions {
    */
   maxUnacked?: number;
   backoff?: { initialMs: number; maxMs: number };
+  /**
+   * The Manager accepted the TCP connection and closed it before the TLS handshake: it is up and shedding
+   * handshakes it cannot serve in time (broker/admission.ts). Retried sooner than a refused or failed connection:
+   * equal jitter, uniform in [cap/2, cap) with the cap doubling from `initialMs` to `maxMs` — never at once (the
+   * listener would shed it again), never backed off to `backoff.maxMs` (the tail of a reconnect storm).
+   */
+  busyRetry?: { initialMs: number; maxMs: number };
   maxPayloadBytes?: number;
   random?: () => number;
 }
@@ -121,14 +140,40 @@ const REPORT_CHANNEL: Record<
   reply: { channel: "replies", reportClass: "other" },
 };
 
-/** Full-jitter exponential backoff (the AWS architecture blog's "full jitter"): uniform in [0, cap). */
+/**
+ * Full-jitter exponential backoff (the AWS architecture blog's "full jitter"): uniform in [0, cap), where the cap
+ * also never exceeds how long the link has been down (`downForMs`, at least `initialMs`). Full jitter draws short
+ * delays as often as long ones, so during a short outage an unlucky link climbs the ladder fast — after a 1.2 s
+ * Manager restart some waited up to 8 s more, the last of a reconnect storm. Bounded by the outage, a link retries
+ * within about twice the outage; a long outage still reaches `maxMs`.
+ */
 export function backoffDelay(
   attempt: number,
   initialMs: number,
   maxMs: number,
   random: () => number,
+  downForMs = Number.POSITIVE_INFINITY,
 ): number {
-  return Math.floor(random() * Math.min(maxMs, initialMs * 2 ** Math.min(attempt, 30)));
+  const ladder = initialMs * 2 ** Math.min(attempt, 30);
+  return Math.floor(random() * Math.min(maxMs, ladder, Math.max(initialMs, downForMs)));
+}
+
+/**
+ * How a connection closed by the peer before the TLS handshake surfaces (Bun 1.4: ERR_SOCKET_CLOSED when the
+ * server destroyed the socket with the ClientHello unread, ECONNRESET on a read) — as opposed to a certificate
+ * or protocol error, which is no sign of a busy Manager.
+ */
+const CLOSED_CODES = new Set(["ECONNRESET", "EPIPE", "ECONNABORTED", "ERR_SOCKET_CLOSED"]);
+
+/** Equal jitter: uniform in [cap/2, cap), cap = min(maxMs, initialMs × 2^attempt). */
+export function busyRetryDelay(
+  attempt: number,
+  initialMs: number,
+  maxMs: number,
+  random: () => number,
+): number {
+  const cap = Math.min(maxMs, initialMs * 2 ** Math.min(attempt, 30));
+  return Math.floor(cap / 2 + (random() * cap) / 2);
 }
 
 export function createOperatorLink(options: OperatorLinkOptions): OperatorLink {
@@ -141,6 +186,7 @@ export function createOperatorLink(options: OperatorLinkOptions): OperatorLink {
   let window = maxUnacked;
   let shrunkAt = Number.NEGATIVE_INFINITY;
   const backoff = options.backoff ?? { initialMs: 500, maxMs: 30_000 };
+  const busyRetry = options.busyRetry ?? { initialMs: 1_000, maxMs: 8_000 };
   const random = options.random ?? Math.random;
   const maxPayloadBytes = options.maxPayloadBytes ?? 256 * 1024;
   const topic = (channel: Channel) => topicFor(options.clusterId, channel);
@@ -148,6 +194,15 @@ export function createOperatorLink(options: OperatorLinkOptions): OperatorLink {
   let client: MqttClient | null = null;
   let stopped = true;
   let attempt = 0;
+  /** When the link lost (or first failed to get) its connection; null while connected. */
+  let downSinceMs: number | null = null;
+  /** Consecutive connections the Manager closed before the TLS handshake (see `busyRetry`). */
+  let busyAttempt = 0;
+  /** The current connection: TCP accepted by the Manager, and its TLS handshake completed. */
+  let accepted = false;
+  let secured = false;
+  /** Why the current connection failed before its handshake completed (an errno code, or a TLS error's code). */
+  let earlyErrorCode: string | undefined;
   let reconnectTimer: ReturnType<typeof setTimeout> | null = null;
   let heartbeatTimer: ReturnType<typeof setInterval> | null = null;
   let flushTimer: ReturnType<typeof setInterval> | null = null;
@@ -232,19 +287,7 @@ export function createOperatorLink(options: OperatorLinkOptions): OperatorLink {
         return;
       }
       try {
-        // The apply continues the trace of the API call that made the change (DESIGN.md §8).
-        await inSpan(
-          `apply ${change.kind}`,
-          {
-            parent: change.traceparent,
-            attributes: { "kubenova.revision": change.revision, "kubenova.key": change.key },
-          },
-          (span) =>
-            options.applier.apply({
-              ...change,
-              ...(traceparentOf(span) ? { traceparent: traceparentOf(span)! } : {}),
-            }),
-        );
+        await applyTraced(change);
       } catch (error) {
         log.warn("applying a desired change failed", {
           revision: change.revision,
@@ -259,6 +302,28 @@ export function createOperatorLink(options: OperatorLinkOptions): OperatorLink {
       stats.appliedChanges++;
       stats.lastAppliedRevision = revision;
     }
+  }
+
+  /**
+   * Applies a change; one that carries a `traceparent` continues the trace of the API call that made it
+   * (DESIGN.md §8). An untraced change has nothing to continue (the operator starts no traces of its own), so
+   * OpenTelemetry's API — ~0.7 MB of the idle operator — loads with the first traced change, not at start.
+   */
+  async function applyTraced(change: DesiredChange): Promise<void> {
+    if (!change.traceparent) return options.applier.apply(change);
+    const { inSpan, traceparentOf } = await import("../../shared/tracing.ts");
+    await inSpan(
+      `apply ${change.kind}`,
+      {
+        parent: change.traceparent,
+        attributes: { "kubenova.revision": change.revision, "kubenova.key": change.key },
+      },
+      (span) =>
+        options.applier.apply({
+          ...change,
+          ...(traceparentOf(span) ? { traceparent: traceparentOf(span)! } : {}),
+        }),
+    );
   }
 
   async function onCommand(command: CommandBody): Promise<void> {
@@ -394,13 +459,15 @@ export function createOperatorLink(options: OperatorLinkOptions): OperatorLink {
   function flush(): void {
     const current = client;
     if (!current?.connected || inFlight >= maxInFlight) return;
-    if (options.outbox.stats().pending === 0) return; // idle: the counts are in memory, the query is not
+    if (options.outbox.stats().pending === 0) {
+      options.outbox.compact(); // idle: the counts are in memory; acked rows still in the file go now
+      return;
+    }
     const waiting = unackedCount(); // first: it may shrink the window
     const room = Math.min(maxInFlight - inFlight, Math.floor(window) - waiting);
     if (room <= 0) return;
-    const rows = options.outbox.due(room, resendAfterMs);
+    const rows = options.outbox.take(room, resendAfterMs);
     if (rows.length === 0) return;
-    options.outbox.markSent(rows.map((r) => r.id));
     const sentAt = Date.now();
     for (const row of rows) {
       unacked.delete(row.id); // a resend moves to the back
@@ -424,8 +491,20 @@ export function createOperatorLink(options: OperatorLinkOptions): OperatorLink {
 
   function scheduleReconnect(): void {
     if (stopped || reconnectTimer) return;
-    const delay = backoffDelay(attempt++, backoff.initialMs, backoff.maxMs, random);
-    log.info("reconnecting", { attempt, delay_ms: delay });
+    // Accepted, then closed before TLS (a reset or a plain close, not a certificate error): the Manager is up and
+    // shedding handshakes. Its refusal ladder starts over (it answered).
+    const busy = accepted && !secured && (earlyErrorCode === undefined || CLOSED_CODES.has(earlyErrorCode));
+    let delay: number;
+    if (busy) {
+      attempt = 0;
+      downSinceMs = null;
+      delay = busyRetryDelay(busyAttempt++, busyRetry.initialMs, busyRetry.maxMs, random);
+    } else {
+      downSinceMs ??= Date.now();
+      const downForMs = Date.now() - downSinceMs;
+      delay = backoffDelay(attempt++, backoff.initialMs, backoff.maxMs, random, downForMs);
+    }
+    log.info("reconnecting", { attempt, busy, delay_ms: delay });
     reconnectTimer = setTimeout(() => {
       reconnectTimer = null;
       connect();
@@ -435,7 +514,38 @@ export function createOperatorLink(options: OperatorLinkOptions): OperatorLink {
   function connect(): void {
     if (stopped) return;
     const tls = options.tls();
-    const next = mqtt.connect(options.brokerUrl, {
+    const broker = new URL(options.brokerUrl);
+    const host = broker.hostname.replace(/^\[(.*)\]$/, "$1");
+    // mqtts://host:port over node:tls, verified against the Manager's CA, the host name checked (SNI too).
+    const stream = (mqttClient: MqttClient) => {
+      const socket = tlsConnect({
+        host,
+        port: Number(broker.port || 8883),
+        ...(isIP(host) === 0 ? { servername: host } : {}),
+        ca: tls.caPem,
+        cert: tls.certPem,
+        key: tls.keyPem,
+        rejectUnauthorized: true,
+      });
+      // Errors before the handshake completes go to the client, whose `close` schedules the reconnect.
+      const early = (error: Error) => {
+        // The first error says why (a reset, a refusal, a certificate); later ones are echoes of it, such as
+        // ERR_SOCKET_CLOSED for the CONNECT written into the closed socket.
+        if (client === mqttClient) earlyErrorCode ??= (error as NodeJS.ErrnoException).code ?? "unknown";
+        mqttClient.emit("error", error);
+        socket.end();
+      };
+      socket.on("error", early);
+      socket.once("connect", () => {
+        if (client === mqttClient) accepted = true;
+      });
+      socket.on("secureConnect", () => {
+        if (client === mqttClient) secured = true;
+        socket.removeListener("error", early);
+      });
+      return socket;
+    };
+    const next: MqttClient = new MqttClient(stream, {
       clientId: options.clusterId,
       protocolVersion: 4,
       // A clean session: the database is the source of truth and the broker only transport (DESIGN.md §3), so
@@ -448,10 +558,6 @@ export function createOperatorLink(options: OperatorLinkOptions): OperatorLink {
       // mqtt-packet otherwise builds 65,536 two-byte buffers of packet ids on the first publish (~8 MB of RSS).
       writeCache: false,
       connectTimeout: 10_000,
-      ca: tls.caPem,
-      cert: tls.certPem,
-      key: tls.keyPem,
-      rejectUnauthorized: true,
       will: {
         topic: topic("presence"),
         payload: Buffer.from(presence("offline", "connection lost")),
@@ -461,8 +567,13 @@ export function createOperatorLink(options: OperatorLinkOptions): OperatorLink {
     });
     client = next;
     inFlight = 0;
+    accepted = false;
+    secured = false;
+    earlyErrorCode = undefined;
     next.on("connect", () => {
       attempt = 0;
+      busyAttempt = 0;
+      downSinceMs = null;
       stats.connected = true;
       stats.connects++;
       log.info("connected to the Manager", { broker: options.brokerUrl });

@@ -292,6 +292,8 @@ describe("Manager database unavailable", () => {
     const before = Math.floor(OUTAGE_REPORTS / 3);
     for (let i = 0; i < before; i++) ids.push(link.report("usage", usageBody(i, i + 1)));
     await waitFor("the first reports acked", () => outbox.stats().pending === 0);
+    // The operator can read the last ack before the Manager's publish of it has resolved and been counted.
+    await waitFor("the Manager's ack count", () => manager.channel.ingest.stats().acked >= before);
     const ackedBefore = manager.channel.ingest.stats().acked;
 
     // The outage: the database goes away under the running channel.

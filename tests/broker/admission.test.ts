@@ -98,6 +98,30 @@ describe("broker: handshake admission", () => {
     expect(broker.metrics.connections.tlsHandshakeFailures).toBe(2);
   });
 
+  test("a connection that would wait past the queue wait is shed on arrival, not after waiting", async () => {
+    const { pki, broker, logger } = await start({ handshakeQueueWaitMs: 1, handshakeTimeoutMs: 3_000 });
+    // One handshake teaches the listener how long one takes (on loopback: several ms, far above 1 ms).
+    const first = await operatorConnects(pki, broker, 3_000);
+    expect(first.connected).toBe(true);
+    await endAll(first.client);
+    await stalledClient(broker); // takes the only slot for 3 s
+    await waitFor(() => broker.handshakes.inFlight === 1, 3_000, "stalled handshake in flight");
+    const t0 = performance.now();
+    const outcome = await operatorConnects(pki, broker, 5_000);
+    expect(outcome.connected).toBe(false);
+    // Closed at once — not queued until the stalled handshake times out (3 s) and shed only then.
+    expect(performance.now() - t0).toBeLessThan(1_500);
+    expect(broker.metrics.connections.handshakesShed).toBe(1);
+    expect(broker.handshakes.queued).toBe(0);
+    expect(
+      logger.records.some(
+        (r) =>
+          String(r.msg).startsWith("connections shed before their TLS handshake") &&
+          (r as { reason?: string }).reason === "expected-wait",
+      ),
+    ).toBe(true);
+  });
+
   test("handshakes below the cap are not delayed and still require a verified certificate", async () => {
     const { pki, broker } = await start({});
     const ok = await operatorConnects(pki, broker, 3_000);
@@ -112,5 +136,17 @@ describe("broker: handshake admission", () => {
     expect(anonymous.connected).toBe(false);
     expect(broker.metrics.connections.tlsHandshakeFailures).toBe(1);
     expect(broker.metrics.connections.handshakesShed).toBe(0);
+  });
+
+  test("an admitted connection is the TLS server's own socket, with no plain socket kept beside it", async () => {
+    const { pki, broker } = await start({});
+    const ok = await operatorConnects(pki, broker, 3_000);
+    expect(ok.connected).toBe(true);
+    const clients = (broker.aedes as unknown as { clients: Record<string, { conn: object }> }).clients;
+    const conn = clients[A]!.conn as { encrypted?: boolean; _parent?: unknown };
+    // A TLSSocket wrapped around a net.Socket keeps it as `_parent` (~2.4 KB more per held connection).
+    expect(conn.encrypted).toBe(true);
+    expect(conn._parent ?? null).toBeNull();
+    expect(broker.handshakes.inFlight).toBe(0);
   });
 });

@@ -47,6 +47,36 @@ test("retained messages: exact topics by lookup, wildcards by scan, empty payloa
   await new Promise<void>((resolve) => aedes.close(() => resolve()));
 });
 
+test("a retained payload is stored as its own bytes, not as a view that keeps the received chunk alive", async () => {
+  const aedes = await Aedes.createBroker({});
+  expect(indexRetainedMessages((aedes as unknown as { persistence: unknown }).persistence)).toBe(true);
+  // As mqtt-packet hands it over: the payload is a slice of the socket's read chunk.
+  const chunk = Buffer.from(`${"x".repeat(500)}online-a${"y".repeat(500)}`);
+  const payload = chunk.subarray(500, 508);
+  await new Promise<void>((resolve, reject) =>
+    aedes.publish(
+      { cmd: "publish", topic: "kubenova/v1/clusters/a/presence", payload, qos: 1, retain: true, dup: false },
+      (error) => (error ? reject(error) : resolve()),
+    ),
+  );
+  const persistence = (aedes as unknown as { persistence: any }).persistence;
+  const stored: Array<{ payload: Uint8Array; qos: number; cmd: string }> = [];
+  for await (const packet of persistence.createRetainedStreamCombi(["kubenova/v1/clusters/a/presence"])) {
+    stored.push(packet);
+  }
+  expect(stored).toHaveLength(1);
+  expect(Buffer.from(stored[0]!.payload).toString()).toBe("online-a");
+  expect(stored[0]!.payload.buffer.byteLength).toBe(8);
+  expect(stored[0]!.qos).toBe(1);
+  expect(stored[0]!.cmd).toBe("publish");
+  // The copy is independent of the chunk (which the socket may reuse).
+  chunk.fill(0);
+  expect(await retainedFor(aedes, ["kubenova/v1/clusters/a/presence"])).toEqual([
+    "kubenova/v1/clusters/a/presence=online-a",
+  ]);
+  await new Promise<void>((resolve) => aedes.close(() => resolve()));
+});
+
 test("an unknown persistence is left alone", () => {
   expect(indexRetainedMessages({})).toBe(false);
   expect(indexRetainedMessages(null)).toBe(false);

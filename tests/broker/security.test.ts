@@ -221,6 +221,53 @@ describe("broker: who may connect", () => {
     track(client);
     await waitFor(() => h.events.includes(`disconnected ${A} certificate-expired`), 6000, "expiry kick");
   });
+
+  test("sessions expire each at its own certificate's end (one timer for all of them)", async () => {
+    const h = await start();
+    const identities = { [A]: await h.pki.identity(A, 2), [B]: await h.pki.identity(B, 5) };
+    for (const id of [A, B]) {
+      track(
+        await connectOrFail({
+          port: h.broker.port,
+          caPem: h.pki.ca.certificatePem,
+          identity: identities[id],
+          clientId: id,
+        }),
+      );
+    }
+    await waitFor(() => h.events.includes(`disconnected ${A} certificate-expired`), 6000, "A's expiry kick");
+    expect(h.events.some((e) => e.startsWith(`disconnected ${B}`))).toBe(false);
+    expect(h.broker.connectedClusters()).toEqual([B]);
+    await waitFor(() => h.events.includes(`disconnected ${B} certificate-expired`), 8000, "B's expiry kick");
+  });
+
+  test("the last will is kept as its own bytes and is still published when the connection is lost", async () => {
+    const h = await start();
+    const wills: string[] = [];
+    await h.bus.subscribe(managerSubscription("presence"), (_topic, payload) => {
+      wills.push(new TextDecoder().decode(payload));
+    });
+    const client = await connectOrFail({
+      port: h.broker.port,
+      caPem: h.pki.ca.certificatePem,
+      identity: await h.pki.identity(A),
+      clientId: A,
+      extra: {
+        will: {
+          topic: topicFor(A, "presence"),
+          payload: Buffer.from('{"state":"offline"}'),
+          qos: 1,
+          retain: true,
+        },
+      },
+    });
+    const held = (h.broker.aedes as unknown as { clients: Record<string, { will: { payload: Buffer } }> })
+      .clients[A]!;
+    // Not a view into the CONNECT packet's read chunk, which the session would otherwise keep alive.
+    expect(held.will.payload.buffer.byteLength).toBe(held.will.payload.length);
+    (client as unknown as { stream: { destroy(): void } }).stream.destroy();
+    await waitFor(() => wills.includes('{"state":"offline"}'), 5000, "the will");
+  });
 });
 
 describe("broker: topic ACL", () => {
