@@ -165,15 +165,13 @@ export async function createOperatorProcess(options: {
     }));
   const kubeconfig = join(options.dir, "kubeconfig");
   kube.writeKubeconfig(kubeconfig);
-  const healthPort = await freePort();
-  const env = {
+  const env: Record<string, string> = {
     NOVA_MANAGER_URL: options.manager.url,
     NOVA_CLUSTER_ID: options.clusterId,
     NOVA_BOOTSTRAP_TOKEN: options.bootstrapToken,
     NOVA_DATA_DIR: join(options.dir, "data"),
     KUBECONFIG: kubeconfig,
     NOVA_HEALTH_HOST: "127.0.0.1",
-    NOVA_HEALTH_PORT: String(healthPort),
     NOVA_HEARTBEAT_INTERVAL_MS: String(options.heartbeatIntervalMs ?? 1000),
     NOVA_RESEND_AFTER_MS: "1000",
     KUBENOVA_LOG_LEVEL: "warn",
@@ -181,22 +179,46 @@ export async function createOperatorProcess(options: {
   };
   let current: Proc | null = null;
   let log = "";
-  const healthUrl = `http://127.0.0.1:${healthPort}`;
+  let healthUrl = "";
   return {
     clusterId: options.clusterId,
-    healthUrl,
+    get healthUrl() {
+      return healthUrl;
+    },
     kube,
     async start() {
-      current = spawn(["operator"], env);
-      await waitUntil(
-        `operator ${options.clusterId} to serve /healthz`,
-        async () => (await fetch(`${healthUrl}/healthz`)).ok,
-        30_000,
-      ).catch((error) => {
-        throw new Error(
-          `${(error as Error).message}\noperator output:\n${(log + (current?.output() ?? "")).slice(-3000)}`,
-        );
-      });
+      // The health port is picked when the operator starts, not when it is created (a port free then may be any
+      // process's by now), and the answer must name this operator's cluster: another test's operator can hold a
+      // port this one was handed. If it lost the port (it exits), it starts again on another.
+      for (let attempt = 1; ; attempt++) {
+        const port = await freePort();
+        healthUrl = `http://127.0.0.1:${port}`;
+        const proc = spawn(["operator"], { ...env, NOVA_HEALTH_PORT: String(port) });
+        current = proc;
+        let exited = false;
+        void proc.proc.exited.then(() => {
+          exited = true;
+        });
+        const ours = async () => {
+          if (exited) return true;
+          const health = await fetch(`${healthUrl}/healthz`);
+          return health.ok && ((await health.json()) as { cluster?: string }).cluster === options.clusterId;
+        };
+        try {
+          await waitUntil(`operator ${options.clusterId} to serve /healthz`, ours, 30_000);
+        } catch (error) {
+          throw new Error(
+            `${(error as Error).message}\noperator output:\n${(log + proc.output()).slice(-3000)}`,
+          );
+        }
+        if (!exited) return;
+        await Bun.sleep(50); // the last of its output
+        log += proc.output();
+        current = null;
+        if (attempt === 3 || !/Is port \d+ in use/.test(proc.output())) {
+          throw new Error(`operator ${options.clusterId} exited while starting:\n${log.slice(-3000)}`);
+        }
+      }
     },
     async kill(signal = "SIGKILL") {
       if (!current) return;
