@@ -164,6 +164,11 @@ await serveCommands(async (command) => {
         .slice(0, command.top ?? 40);
       return {
         heapSize: stats.heapSize,
+        heapCapacity: stats.heapCapacity,
+        extraMemorySize: stats.extraMemorySize,
+        // Native allocations (sockets, TLS, Bun internals) outside the JS heap.
+        mallocBytes: (stats as { mimalloc?: { malloc_normal?: { current?: number } } }).mimalloc
+          ?.malloc_normal?.current,
         objectCount: stats.objectCount,
         top,
         rss: process.memoryUsage().rss,
