@@ -177,8 +177,10 @@ test(
       let trafficRunning = true;
       const traffic = (async () => {
         let hour = 1;
+        // Counted back from one hour read once: a boundary mid-run must not give two iterations one window.
+        const baseHour = Math.floor(Date.now() / 3_600_000) * 3_600_000;
         while (trafficRunning) {
-          const start = new Date(Math.floor(Date.now() / 3_600_000) * 3_600_000 - hour * 3_600_000);
+          const start = new Date(baseHour - hour * 3_600_000);
           for (const operator of operators) {
             reportIds.add(
               operator.link.report("usage", {

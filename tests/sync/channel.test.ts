@@ -19,8 +19,10 @@ const metrics = (pods: number) => ({
   quotaViolations: 0,
 });
 
+// Counted from one hour read at load: an hour boundary between two calls must not give two offsets one window.
+const BASE_HOUR = Math.floor(Date.now() / 3_600_000) * 3_600_000;
 const hourAgo = (hours: number) => {
-  const start = new Date(Math.floor(Date.now() / 3_600_000) * 3_600_000 - hours * 3_600_000);
+  const start = new Date(BASE_HOUR - hours * 3_600_000);
   return { windowStart: start.toISOString(), windowEnd: new Date(start.getTime() + 3_600_000).toISOString() };
 };
 
