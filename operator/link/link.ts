@@ -356,7 +356,12 @@ export function createOperatorLink(options: OperatorLinkOptions): OperatorLink {
           .catch((error) => log.error("command failed", { err: error }));
         return;
       case "ack":
-        options.outbox.ack(envelope.body.ids);
+        try {
+          options.outbox.ack(envelope.body.ids);
+        } catch (error) {
+          // The rows stay and are sent again; the Manager acks the duplicates.
+          log.error("outbox ack failed", { err: error });
+        }
         for (const id of envelope.body.ids) unacked.delete(id);
         window = Math.min(maxUnacked, window + envelope.body.ids.length);
         flush(); // the window has room again
@@ -454,9 +459,18 @@ export function createOperatorLink(options: OperatorLinkOptions): OperatorLink {
   /**
    * Publishes due outbox rows within two windows: PUBACKs outstanding (`maxInFlight`) and reports not yet acked
    * by the Manager (`maxUnacked`), so a backlog drains at the rate the Manager commits. Rows stay until acked
-   * and are resent if not.
+   * and are resent if not. Called from timers and publish callbacks, so an outbox error (a full disk, a locked or
+   * closed file) is logged, never thrown: the rows stay in the outbox and the next flush tries again.
    */
   function flush(): void {
+    try {
+      flushDue();
+    } catch (error) {
+      log.error("outbox read failed; retrying on the next flush", { err: error });
+    }
+  }
+
+  function flushDue(): void {
     const current = client;
     if (!current?.connected || inFlight >= maxInFlight) return;
     if (options.outbox.stats().pending === 0) {

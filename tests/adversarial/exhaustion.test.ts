@@ -43,6 +43,11 @@ const OUTBOX_REPORTS = LONG_MODE ? 5_000 : 600;
 const OUTBOX_MAX_ROWS = 100;
 const OUTAGE_REPORTS = LONG_MODE ? 2_000 : 300;
 const HOUR = 3_600_000;
+/**
+ * The hour every usage window counts back from, read once: an hour boundary mid-test must not give two reports of
+ * different indexes one window (the second would be a duplicate of the first, never its own row).
+ */
+const BASE_HOUR = Math.floor(Date.now() / HOUR) * HOUR;
 
 const cleanups: Array<() => Promise<void>> = [];
 afterEach(async () => {
@@ -103,6 +108,7 @@ async function startLink(options: {
   broker: Broker;
   clusterId: string;
   outbox: Outbox;
+  logger?: ReturnType<typeof createMemoryLogger>;
 }): Promise<OperatorLink> {
   const identity = await options.pki.identity(options.clusterId);
   const link = createOperatorLink({
@@ -118,7 +124,7 @@ async function startLink(options: {
     revisions: { get: async () => 0, set: async () => {} },
     commands: async () => ({ ok: true }),
     hello: async () => ({ operatorVersion: "test", kubernetesVersion: null, capabilities: {} }),
-    logger: createMemoryLogger("error"),
+    logger: options.logger ?? createMemoryLogger("error"),
     heartbeatIntervalMs: 200,
     flushIntervalMs: 20,
     resendAfterMs: 300,
@@ -131,7 +137,7 @@ async function startLink(options: {
 
 /** The usage report for hour `index` back from the current hour: distinct windows, so each is its own row. */
 function usageBody(index: number, pods: number) {
-  const start = Math.floor(Date.now() / HOUR) * HOUR - (index + 1) * HOUR;
+  const start = BASE_HOUR - (index + 1) * HOUR;
   return {
     tenant: "acme",
     windowStart: new Date(start).toISOString(),
@@ -170,6 +176,7 @@ describe("operator outbox at its bound", () => {
     let eventsRefused = 0;
     let statusEnqueued = 0;
     let reopens = 0;
+    let handedToLink = false;
     try {
       for (let i = 0; i < OUTBOX_REPORTS; i++) {
         const roll = rng.next();
@@ -252,6 +259,10 @@ describe("operator outbox at its bound", () => {
       cleanups.push(() => store.close());
       await store.clusters.insert({ ...clusterRow("full"), id: clusterId });
       const manager = await startManager(() => store);
+      // From here the link owns the outbox: it is closed after the link stops (cleanups run in reverse).
+      const owned = outbox;
+      cleanups.push(async () => owned.close());
+      handedToLink = true;
       await startLink({ pki: manager.pki, broker: manager.broker, clusterId, outbox });
       await waitFor("the full outbox drained by acks", () => outbox.stats().pending === 0, 20_000);
       const all = await allUsage(store, clusterId);
@@ -263,7 +274,7 @@ describe("operator outbox at its bound", () => {
       process.stderr.write(`exhaustion outbox failed; replay with KN_ADVERSARIAL_SEED=${SEED}\n`);
       throw error;
     } finally {
-      outbox.close();
+      if (!handedToLink) outbox.close();
     }
   }, 30_000);
 });
@@ -331,5 +342,62 @@ describe("Manager database unavailable", () => {
     process.stdout.write(
       `database outage: ${OUTAGE_REPORTS} reports (${OUTAGE_REPORTS - before} during the outage), ${stats.commitFailures} failed commits, ${stats.duplicates} redeliveries absorbed, ${rows.length} rows\n`,
     );
+  }, 30_000);
+});
+
+describe("operator outbox failing under a running link", () => {
+  test("every outbox call throws for a while (a full or locked disk): logged, nothing thrown, all delivered after", async () => {
+    const dir = await tempDir();
+    const store = await openSqliteStore({ path: join(dir, "manager.db") });
+    await store.migrate();
+    cleanups.push(() => store.close());
+    const cluster = await store.clusters.insert(clusterRow("faulty"));
+    const manager = await startManager(() => store);
+    const real = openOutbox({ path: join(dir, "outbox.db"), maxRows: 1_000 });
+    cleanups.push(async () => real.close());
+    let failing = false;
+    const faulty = new Proxy(real, {
+      get(target, property) {
+        const value = Reflect.get(target, property);
+        if (typeof value !== "function" || property === "enqueue" || property === "enqueueMany") return value;
+        return (...args: unknown[]) => {
+          if (failing) throw new Error("disk I/O error (injected)");
+          return (value as (...a: unknown[]) => unknown).apply(target, args);
+        };
+      },
+    });
+    const uncaught: unknown[] = [];
+    const onUncaught = (error: unknown) => uncaught.push(error);
+    process.on("uncaughtException", onUncaught);
+    process.on("unhandledRejection", onUncaught);
+    cleanups.push(async () => {
+      process.off("uncaughtException", onUncaught);
+      process.off("unhandledRejection", onUncaught);
+    });
+    const logger = createMemoryLogger("error");
+    const link = await startLink({
+      pki: manager.pki,
+      broker: manager.broker,
+      clusterId: cluster.id,
+      outbox: faulty,
+      logger,
+    });
+    await waitFor("connected", () => link.stats().connected);
+
+    // Sent, then the outbox fails before the acks come back and while more reports are written.
+    const ids: string[] = [];
+    for (let i = 0; i < 20; i++) ids.push(link.report("usage", usageBody(i, 1)));
+    failing = true;
+    for (let i = 20; i < 40; i++) ids.push(link.report("usage", usageBody(i, 1)));
+    await waitFor("the failure logged", () =>
+      logger.records.some((r) => r.msg === "outbox read failed; retrying on the next flush"),
+    );
+    await Bun.sleep(300);
+    expect(link.stats().connected).toBe(true);
+
+    failing = false;
+    await waitFor("every report acked once the outbox works", () => real.stats().pending === 0, 20_000);
+    expect(new Set((await allUsage(store, cluster.id)).map((r) => r.id))).toEqual(new Set(ids));
+    expect(uncaught).toEqual([]);
   }, 30_000);
 });
