@@ -277,6 +277,26 @@ class SqliteTransaction implements SqlDriver {
   }
 }
 
+/**
+ * Switches to WAL, retrying while another process holds the file: the switch needs an exclusive lock, and SQLite
+ * answers SQLITE_BUSY at once (without the busy handler) when a second process opens a new file at the same moment.
+ */
+async function enableWal(db: Database, busyTimeoutMs: number): Promise<void> {
+  const deadline = performance.now() + busyTimeoutMs;
+  for (;;) {
+    try {
+      db.run("PRAGMA journal_mode = WAL");
+      return;
+    } catch (error) {
+      if ((error as { code?: string }).code !== "SQLITE_BUSY" || performance.now() >= deadline) {
+        db.close();
+        throw translate(error);
+      }
+      await Bun.sleep(5 + Math.random() * 20);
+    }
+  }
+}
+
 /** Opens (creating if needed) the SQLite database at `path`. Call `migrate()` before use. */
 export async function openSqliteStore(options: SqliteStoreOptions): Promise<Store> {
   if (options.path !== ":memory:") mkdirSync(dirname(options.path), { recursive: true });
@@ -290,8 +310,9 @@ export async function openSqliteStore(options: SqliteStoreOptions): Promise<Stor
       context: { adapter: "sqlite", path: options.path },
     });
   }
-  db.run(`PRAGMA busy_timeout = ${Math.max(0, Math.floor(options.busyTimeoutMs ?? 5000))}`);
-  db.run("PRAGMA journal_mode = WAL");
+  const busyTimeoutMs = Math.max(0, Math.floor(options.busyTimeoutMs ?? 5000));
+  db.run(`PRAGMA busy_timeout = ${busyTimeoutMs}`);
+  await enableWal(db, busyTimeoutMs);
   db.run("PRAGMA synchronous = FULL");
   db.run("PRAGMA foreign_keys = ON");
   options.logger?.debug("opened SQLite store", { adapter: "sqlite", path: options.path });
