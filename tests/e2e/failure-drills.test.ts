@@ -140,6 +140,8 @@ describe("failure drills", () => {
       stdout: "pipe",
       stderr: "pipe",
     });
+    // Read as it comes (a full pipe would stall the reporters), shown if they fail.
+    const reporterErrors = new Response(child.stderr).text();
     await waitUntil("some reports committed", async () => (await committed()) >= 100, 60_000);
 
     // The outage: existing connections are cut and new ones refused, as while the server restarts.
@@ -165,7 +167,12 @@ describe("failure drills", () => {
       throw new Error(`${(error as Error).message}\nManager output:\n${manager.output().slice(-4000)}`);
     });
 
-    expect(await child.exited).toBe(0);
+    const exited = await child.exited;
+    if (exited !== 0) {
+      throw new Error(
+        `the reporters exited ${exited}:\n${(await reporterErrors).slice(-4000)}\nManager output:\n${manager.output().slice(-4000)}`,
+      );
+    }
     const report = (await manager.api("GET", `/api/v1/tenants/acme/usage?${range()}&granularity=month`)).body;
     let pods = 0;
     for (let index = 0; index < OPERATORS; index++)

@@ -4,7 +4,11 @@
  * to an embedded PGlite reached over the wire protocol; skips loudly — never silently — when neither works.
  */
 import { afterAll, describe, expect, test } from "bun:test";
-import { executePostgresAdmin, openPostgresStore } from "../../manager/store/postgres.ts";
+import {
+  executePostgresAdmin,
+  openPostgresStore,
+  reconnectDelaySeconds,
+} from "../../manager/store/postgres.ts";
 import type { Store } from "../../manager/store/store.ts";
 import { describeStoreContract, type MakeStore } from "./contract.ts";
 
@@ -142,9 +146,63 @@ describe("postgres store", () => {
         await Promise.all([a.close(), b.close()]);
       }
     });
+
+    test("queries sent as the server terminates its backends, then refused: every one answers; back once it is", async () => {
+      const name = `${RUN_ID}_outage`;
+      await executePostgresAdmin({ url: REAL_URL, statements: [`CREATE DATABASE ${name}`] });
+      const admin = (statement: string) => executePostgresAdmin({ url: REAL_URL, statements: [statement] });
+      const store = await openPostgresStore({ url: withDatabase(REAL_URL, name), max: 4 });
+      /** A ping's answer, or "hung" after 3 s (the pool's connect timeout is 10 s). */
+      const ping = () =>
+        Promise.race([
+          store.ping().then(
+            () => "ok",
+            (error: { code?: string }) => error.code ?? "error",
+          ),
+          Bun.sleep(3_000).then(() => "hung"),
+        ]);
+      try {
+        // Each round: the server restarts under a running pool, as in the database-outage drill. A query written
+        // as the backend is terminated fails; before the patch (patches/postgres@3.4.9.patch) the connection it
+        // used then never completed a startup again, and the next query given to it hung.
+        for (let round = 0; round < 10; round++) {
+          expect(await ping()).toBe("ok");
+          await admin(`ALTER DATABASE ${name} ALLOW_CONNECTIONS false`);
+          const terminate = admin(
+            `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '${name}'`,
+          );
+          const answers: string[] = [];
+          for (let i = 0; i < 8; i++) {
+            answers.push(await ping());
+            if (i === 0) await terminate;
+          }
+          expect(answers.slice(1)).toEqual(Array(7).fill("KN-503"));
+          await admin(`ALTER DATABASE ${name} ALLOW_CONNECTIONS true`);
+          const back = performance.now();
+          while ((await ping()) !== "ok") {
+            if (performance.now() - back > 3_000) throw new Error(`round ${round}: not back within 3 s`);
+            await Bun.sleep(20);
+          }
+        }
+      } finally {
+        await store.close();
+        await admin(`ALTER DATABASE ${name} ALLOW_CONNECTIONS true`).catch(() => undefined);
+        await admin(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      }
+    }, 60_000);
   } else {
     test.skip(`two-pool concurrency needs a real Postgres server: ${backend.why}`, () => {});
+    test.skip(`queries through a server restart need a real Postgres server: ${backend.why}`, () => {});
   }
+
+  test("the pool's reconnect delay stays within a second however many connections failed", () => {
+    for (let retries = 0; retries <= 100; retries++) {
+      const delay = reconnectDelaySeconds(retries);
+      expect(delay).toBeGreaterThan(0);
+      expect(delay).toBeLessThanOrEqual(1);
+    }
+    expect(reconnectDelaySeconds(0)).toBeLessThanOrEqual(0.05);
+  });
 
   test("an unreachable server: open succeeds, ping is KN-503 retryable", async () => {
     const store = await openPostgresStore({
