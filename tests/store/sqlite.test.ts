@@ -1,13 +1,15 @@
 import { Database } from "bun:sqlite";
 import { afterAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { openStore, sqlitePathFor } from "../../manager/store/index.ts";
+import { LATEST_VERSION, MIGRATIONS, SCHEMA_MIGRATIONS_DDL } from "../../manager/store/migrations.ts";
 import { READ_CACHE_ROWS_PER_TABLE } from "../../manager/store/sql-store.ts";
 import { openSqliteStore } from "../../manager/store/sqlite.ts";
 import type { Store } from "../../manager/store/store.ts";
 import { createMemoryLogger } from "../../shared/logger.ts";
+import { zeroUsage } from "../../shared/usage.ts";
 import { describeStoreContract } from "./contract.ts";
 
 const root = mkdtempSync(join(tmpdir(), "kn-store-sqlite-"));
@@ -76,6 +78,60 @@ describe("sqlite store", () => {
 
   // bun:sqlite is synchronous: two connections in one process would block each other's event loop, so the
   // multi-writer case (two Manager processes on one file) is tested with real processes.
+  test("a version-4 database with usage migrates to the window-first index: rows kept, windows still unique", async () => {
+    const path = join(root, "upgrade-v4", "kubenova.db");
+    mkdirSync(dirname(path), { recursive: true });
+    // The file as a release at version 4 left it, with rows in usage_records.
+    const db = new Database(path, { create: true });
+    db.run(SCHEMA_MIGRATIONS_DDL.sqlite);
+    for (const migration of MIGRATIONS.filter((m) => m.version <= 4)) {
+      for (const statement of migration.sqlite) db.run(statement);
+      db.run("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)", [
+        migration.version,
+        migration.name,
+        new Date().toISOString(),
+      ]);
+    }
+    const row = (id: string, hour: number, adjustment: boolean) => ({
+      id,
+      clusterId: "c1",
+      tenant: "acme",
+      windowStart: new Date(Date.UTC(2026, 10, 1, hour)).toISOString(),
+      windowEnd: new Date(Date.UTC(2026, 10, 1, hour + 1)).toISOString(),
+      metrics: { ...zeroUsage(), pods: hour },
+      byProject: {},
+      adjustment,
+      receivedAt: new Date(Date.UTC(2026, 10, 2)).toISOString(),
+    });
+    db.close();
+    const before = await openSqliteStore({ path });
+    // Migrated to 4 only: written through the store as it stands, then upgraded below.
+    await before.usage.insert(row("u1", 1, false));
+    await before.usage.insert(row("u2", 2, false));
+    await before.usage.insert(row("a1", 1, true));
+    await before.close();
+
+    const store = await openSqliteStore({ path });
+    try {
+      const status = await store.migrate();
+      expect(status.current).toBe(LATEST_VERSION);
+      const ids = (await store.usage.list({ tenant: "acme" }, { limit: 10 })).items.map((r) => r.id);
+      expect(ids).toEqual(["a1", "u1", "u2"]);
+      expect(await store.usage.insert(row("u1-again", 1, false))).toBe("duplicate");
+      expect(await store.usage.insert(row("a2", 1, true))).toBe("inserted");
+      expect(await store.usage.insert(row("u3", 3, false))).toBe("inserted");
+      const index = new Database(path, { readonly: true });
+      try {
+        const info = index.query<{ name: string }, []>("PRAGMA index_info(usage_records_window)").all();
+        expect(info.map((c) => c.name)).toEqual(["window_start", "cluster_id", "tenant"]);
+      } finally {
+        index.close();
+      }
+    } finally {
+      await store.close();
+    }
+  });
+
   test("two processes on one file migrate at once and share one revision counter", async () => {
     const path = join(root, "two-processes", "kubenova.db");
     const worker = join(import.meta.dir, "sqlite-worker.ts");
