@@ -25,6 +25,10 @@ import {
 import { type Channel, MANAGER_TO_OPERATOR, parseTopic, topicFor } from "../../shared/topics.ts";
 import type { Outbox, OutboxInput, ReportClass } from "./outbox.ts";
 
+/** Whether DEBUG may ask for mqtt.js's packet traces (it names mqttjs or a wildcard): then `debug` decides. */
+const mqttTracing = /mqttjs|\*/.test(process.env.DEBUG ?? "");
+const noTrace = (): void => {};
+
 /**
  * `mqtt/lib/client` is CommonJS with `exports.default = MqttClient` and `__esModule`: Bun's runtime hands out
  * `exports.default`, its bundler (the single binary) the whole `exports` object. Either way, the class.
@@ -483,6 +487,13 @@ export function createOperatorLink(options: OperatorLinkOptions): OperatorLink {
     const rows = options.outbox.take(room, resendAfterMs);
     if (rows.length === 0) return;
     const sentAt = Date.now();
+    // One socket write (one TLS record) for the rows of this round instead of one per publish: mqtt.js writes
+    // each packet itself; a corked stream gathers them until the uncork after this turn's other writes.
+    const stream = rows.length > 1 ? current.stream : null;
+    if (stream) {
+      stream.cork();
+      process.nextTick(() => stream.uncork());
+    }
     for (const row of rows) {
       unacked.delete(row.id); // a resend moves to the back
       unacked.set(row.id, sentAt);
@@ -572,6 +583,9 @@ export function createOperatorLink(options: OperatorLinkOptions): OperatorLink {
       // mqtt-packet otherwise builds 65,536 two-byte buffers of packet ids on the first publish (~8 MB of RSS).
       writeCache: false,
       connectTimeout: 10_000,
+      // mqtt.js traces every packet through `debug` (~100 calls per report, 5% of a busy link's CPU, even while
+      // disabled); it only traces when asked to with DEBUG=mqttjs*, as `debug` itself would.
+      ...(mqttTracing ? {} : { log: noTrace }),
       will: {
         topic: topic("presence"),
         payload: Buffer.from(presence("offline", "connection lost")),
