@@ -130,7 +130,10 @@ export function spawnChild(script: string, config: Record<string, unknown>): Chi
   const profFlags = profiled
     ? ["--cpu-prof", `--cpu-prof-dir=${cpuProfDir}`, `--cpu-prof-name=${script}-${Date.now()}.cpuprofile`]
     : [];
-  const proc = Bun.spawn(["bun", ...profFlags, join(BENCH_DIR, "proc", `${script}.ts`)], {
+  // Simulated operators load mqtt.js as `kubenova operator` does (operator/mqtt-deps.ts, before anything else).
+  const preload =
+    script === "operators" ? ["--preload", join(BENCH_DIR, "..", "operator", "mqtt-deps.ts")] : [];
+  const proc = Bun.spawn(["bun", ...profFlags, ...preload, join(BENCH_DIR, "proc", `${script}.ts`)], {
     env: { ...process.env, BENCH_CONFIG: JSON.stringify(config) },
     stdin: "pipe",
     stdout: "pipe",
