@@ -16,6 +16,17 @@ import { indexRetainedMessages } from "./retained.ts";
 export interface BrokerLimits {
   /** Largest PUBLISH payload accepted; larger ones are dropped and counted (DESIGN.md §3). */
   maxPayloadBytes: number;
+  /**
+   * Largest packet read at all (its remaining length), default 2 × `maxPayloadBytes` + 64 KiB: a longer one is
+   * a protocol error that closes the connection as soon as its fixed header is read, before any of the body is
+   * buffered. Between the two a PUBLISH is read, acknowledged and dropped (an operator's outbox is not stuck).
+   */
+  maxPacketBytes?: number;
+  /**
+   * Largest CONNECT (default 8 KiB: a client id, a will, credentials) — the most an unauthenticated connection
+   * can make the broker buffer; a first packet that is not CONNECT is refused at its first byte.
+   */
+  maxConnectBytes?: number;
   /** Sustained publishes per second per connection (token bucket); the excess is dropped and counted. */
   publishRatePerSecond: number;
   /** Bucket size; default one second's worth of `publishRatePerSecond`. */
@@ -64,6 +75,13 @@ export interface BrokerOptions {
   onClientDisconnected?(clusterId: string, reason: DisconnectReason): void;
   /** Aedes tuning for tests; production keeps the defaults. */
   connectTimeoutMs?: number;
+}
+
+/** The header-time limits patches/mqtt-packet@9.0.2.patch adds to mqtt-packet's parser. */
+interface PacketLimits {
+  connectFirst: boolean;
+  maxConnectLength: number;
+  maxPacketLength: number;
 }
 
 /** Why a CONNECT was refused (each is logged with the identity and counted). */
@@ -225,6 +243,8 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
   const managerIdentity = options.managerIdentity ?? null;
   const limits = {
     maxPayloadBytes: options.limits.maxPayloadBytes,
+    maxPacketBytes: options.limits.maxPacketBytes ?? 2 * options.limits.maxPayloadBytes + 64 * 1024,
+    maxConnectBytes: options.limits.maxConnectBytes ?? 8 * 1024,
     rate: options.limits.publishRatePerSecond,
     burst: options.limits.publishBurst ?? options.limits.publishRatePerSecond,
     abuseDropLimit: options.limits.abuseDropLimit ?? 10 * options.limits.publishRatePerSecond,
@@ -565,7 +585,13 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
     admission: handshakeAdmission,
     onSecureConnection(socket) {
       socket.on("error", (error) => log.debug("socket error", { error: error.message }));
-      aedes.handle(socket);
+      // The limits of patches/mqtt-packet@9.0.2.patch, checked at each fixed header: a garbage first byte or a
+      // claimed length past them ends the connection at once, where Aedes would wait (until the connect timeout
+      // or keepalive) for a body that never comes, buffering what does.
+      const parser = (aedes.handle(socket) as unknown as { _parser: PacketLimits })._parser;
+      parser.connectFirst = true;
+      parser.maxConnectLength = limits.maxConnectBytes;
+      parser.maxPacketLength = limits.maxPacketBytes;
     },
     onHandshakeFailure(error, remote) {
       metrics.connections.tlsHandshakeFailures++;

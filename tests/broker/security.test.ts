@@ -391,6 +391,116 @@ describe("broker: topic ACL", () => {
   });
 });
 
+describe("broker: packets refused at their fixed header", () => {
+  // Each test sends a header that claims a body and never sends it: without the header-time limits the broker
+  // waits for the body (buffering whatever comes) until the connect timeout or keepalive, both far beyond 3 s.
+  const patient = { connectTimeoutMs: 60_000 } as const;
+
+  /** A raw mutual-TLS socket as `id` that reads (and keeps) what the broker sends; `closed` flips on close. */
+  async function rawSocket(h: Harness, id: string) {
+    const tls = await import("node:tls");
+    const identity = await h.pki.identity(id);
+    const socket = tls.connect({
+      host: "127.0.0.1",
+      port: h.broker.port,
+      ca: h.pki.ca.certificatePem,
+      cert: identity.certificatePem,
+      key: identity.privateKeyPem,
+    });
+    cleanups.push(async () => void socket.destroy());
+    const state = { socket, closed: false, received: Buffer.alloc(0) };
+    socket.on("error", () => {});
+    socket.on("data", (data: Buffer) => {
+      state.received = Buffer.concat([state.received, data]);
+    });
+    socket.on("close", () => {
+      state.closed = true;
+    });
+    await new Promise((resolve) => socket.once("secureConnect", resolve));
+    return state;
+  }
+
+  /** CONNECT (MQTT 3.1.1, clean session, keepalive 60 s) for client id `id`. */
+  function connectPacket(id: string): Buffer {
+    const clientId = Buffer.from(id);
+    const body = Buffer.concat([
+      Buffer.from([
+        0,
+        4,
+        ...Buffer.from("MQTT"),
+        4,
+        0x02,
+        0,
+        60,
+        clientId.length >> 8,
+        clientId.length & 0xff,
+      ]),
+      clientId,
+    ]);
+    return Buffer.concat([Buffer.from([0x10, body.length]), body]);
+  }
+
+  test("a first packet that is not CONNECT is refused at its first byte", async () => {
+    const h = await start(patient);
+    const raw = await rawSocket(h, A);
+    raw.socket.write(Buffer.from([0x30, 0xff, 0xff, 0x7f])); // PUBLISH claiming 2 MiB, nothing of it sent
+    await waitFor(() => raw.closed, 3000, "the broker to close the connection");
+    expect(raw.received.length).toBe(0); // no CONNACK: never a session
+    expect(h.broker.metrics.connections.accepted).toBe(0);
+    expect(logged(h, "connection error before CONNECT completed").map((r) => r.error)).toContain(
+      "First packet must be CONNECT",
+    );
+  });
+
+  test("a CONNECT longer than maxConnectBytes is refused at its header; one within connects", async () => {
+    const h = await start({
+      ...patient,
+      limits: { maxPayloadBytes: 4096, publishRatePerSecond: 1000, maxConnectBytes: 512 },
+    });
+    const raw = await rawSocket(h, A);
+    raw.socket.write(Buffer.from([0x10, 0x81, 0x04])); // CONNECT claiming 513 bytes
+    await waitFor(() => raw.closed, 3000, "the broker to close the connection");
+    expect(raw.received.length).toBe(0);
+    expect(logged(h, "connection error before CONNECT completed").map((r) => r.error)).toContain(
+      "Packet too large: connect of 513 bytes, limit 512",
+    );
+    const client = await operator(h, A);
+    expect(client.connected).toBe(true);
+  });
+
+  test("after CONNECT a packet longer than maxPacketBytes ends the session at its header; a payload between the limits is acked and dropped", async () => {
+    const h = await start({
+      ...patient,
+      limits: { maxPayloadBytes: 1024, maxPacketBytes: 4096, publishRatePerSecond: 1000 },
+    });
+    const raw = await rawSocket(h, A);
+    raw.socket.write(connectPacket(A));
+    await waitFor(() => raw.received.length >= 4, 3000, "CONNACK");
+    expect([...raw.received.subarray(0, 4)]).toEqual([0x20, 0x02, 0x00, 0x00]);
+    // A QoS 1 PUBLISH with a 2,000-byte payload: over maxPayloadBytes, within maxPacketBytes → PUBACK, dropped.
+    const topic = Buffer.from(topicFor(A, "usage"));
+    const body = Buffer.concat([
+      Buffer.from([topic.length >> 8, topic.length & 0xff]),
+      topic,
+      Buffer.from([0x00, 0x07]),
+      Buffer.alloc(2000, 0x61),
+    ]);
+    raw.socket.write(
+      Buffer.concat([Buffer.from([0x32, (body.length & 0x7f) | 0x80, body.length >> 7]), body]),
+    );
+    await waitFor(() => raw.received.length >= 8, 3000, "PUBACK");
+    expect([...raw.received.subarray(4, 8)]).toEqual([0x40, 0x02, 0x00, 0x07]);
+    expect(h.broker.metrics.denials.payloadTooLarge).toBe(1);
+    expect(raw.closed).toBe(false);
+    raw.socket.write(Buffer.from([0x32, 0x81, 0x20])); // a PUBLISH claiming 4,097 bytes, nothing of it sent
+    await waitFor(() => raw.closed, 3000, "the broker to close the session");
+    await waitFor(() => h.events.includes(`disconnected ${A} protocol-error`), 2000, "protocol-error reason");
+    expect(logged(h, "client error").map((r) => r.error)).toContain(
+      "Packet too large: publish of 4097 bytes, limit 4096",
+    );
+  });
+});
+
 describe("broker: the Manager's identity as an external client", () => {
   test("may read every cluster's reports and write desired state, but never act as an operator", async () => {
     const h = await start({ managerIdentity: "kubenova-manager" });
