@@ -2,7 +2,8 @@
  * Issue 9, item 3: the embedded broker (hosted by this test process) under hostile MQTT while 10 real operator
  * links keep working (tests/sync/fixtures.ts).
  *
- * 1. Mutated packets as raw bytes over TLS — malformed remaining lengths, bad UTF-8 topics, oversize payloads,
+ * 1. Mutated packets as raw bytes over TLS — malformed remaining lengths, bad UTF-8 topics, oversize payloads and
+ *    packets,
  *    invalid QoS and flags, wildcard and `$` topics, a second CONNECT, truncated and random bytes — from
  *    connections that never authenticated (garbage instead of CONNECT; no client certificate at all) and from
  *    authenticated ones (valid certificate, CONNACK received). Every connection ends with a protocol violation,
@@ -30,6 +31,13 @@ const PACKETS_PER_CONNECTION = 50;
 const PARALLEL_CONNECTIONS = 8;
 const OPERATORS = 10;
 const SEED = runSeed();
+/**
+ * The broker's limits here: a payload over MAX_PAYLOAD is read, acked and dropped; a packet over MAX_PACKET is
+ * refused at its header. Small, so that each connection's trailer can complete any body a mutated header claimed
+ * (at most MAX_PACKET) and still end in a protocol violation.
+ */
+const MAX_PAYLOAD = 16 * 1024;
+const MAX_PACKET = 24 * 1024;
 
 // ── Raw MQTT 3.1.1 encoding ─────────────────────────────────────────────────────────────────────────────────────
 
@@ -71,8 +79,10 @@ function mutatedPacket(rng: Rng, own: string, victim: string): Buffer {
     case 5:
       return Buffer.from([0x32, 0x40, 0x00, 0x03]); // claims 64 bytes, sends 2 (the padding completes it)
     case 6:
-      // Over maxPayloadBytes (256 KiB in the fixture); rare, or the run would mostly move bytes.
-      if (rng.chance(0.1)) return publish(topicFor(own, "usage"), Buffer.alloc(256 * 1024 + 1, 0x61));
+      // Over the payload limit (read and dropped) or the packet limit (refused at the header); rare, or the run
+      // would mostly move bytes.
+      if (rng.chance(0.1)) return publish(topicFor(own, "usage"), Buffer.alloc(MAX_PAYLOAD + 1, 0x61));
+      if (rng.chance(0.1)) return publish(topicFor(own, "usage"), Buffer.alloc(MAX_PACKET + 1, 0x61));
       return publish(topicFor(own, "usage"), "{not json");
     case 7:
       return subscribe(topicFor(own, "desired"), 3); // invalid requested QoS (MQTT-3.8.3-4)
@@ -106,7 +116,11 @@ function mutatedPacket(rng: Rng, own: string, victim: string): Buffer {
   }
 }
 
-/** A TLS connection that writes `packets` then a sure protocol violation; resolves when the broker closes it. */
+/**
+ * A TLS connection that writes `packets` then a sure protocol violation; resolves when the broker closes it. The
+ * violation: zero bytes, MAX_PACKET of them to complete whatever body a mutated header left the parser waiting
+ * for, then more (a zero byte is reserved packet type 0), so the broker never waits for a body that never comes.
+ */
 function rawConnection(options: {
   port: number;
   caPem: string;
@@ -139,9 +153,11 @@ function rawConnection(options: {
       // The broker cut us off while we were writing, or refused the handshake: it closed, as required.
     });
     socket.on("close", () => finish(true));
+    // The broker's replies (CONNACK, PUBACKs of a CONNECT among the garbage) are read and dropped: unread, they
+    // would hold the end of the stream, and with it `close`, behind them.
+    socket.resume();
     const blast = () => {
-      // Zero bytes are reserved packet type 0: whatever state the parser is in, it ends in an error.
-      socket.write(Buffer.concat([...options.packets, Buffer.alloc(128)]));
+      socket.write(Buffer.concat([...options.packets, Buffer.alloc(MAX_PACKET + 128)]));
     };
     socket.once("secureConnect", () => {
       if (options.authenticateAs === null) return blast();
@@ -158,8 +174,12 @@ test(
   `MQTT: ${PACKETS} mutated packets and ${HOSTILE_ATTEMPTS} hostile attempts while 10 operators work (seed ${SEED})`,
   async () => {
     const rng = createRng(SEED);
-    const world = await createSyncWorld();
+    const world = await createSyncWorld({
+      brokerLimits: { maxPayloadBytes: MAX_PAYLOAD, maxPacketBytes: MAX_PACKET },
+    });
     const failures: string[] = [];
+    let trafficRunning = true;
+    let traffic: Promise<void> = Promise.resolve();
     try {
       const clusters = await Promise.all(
         Array.from({ length: OPERATORS }, (_, i) => world.addCluster(`dc${i}`)),
@@ -174,8 +194,7 @@ test(
       // ── Normal traffic, running during the whole attack ────────────────────────────────────────────────────
       const reportIds = new Set<string>();
       let desiredPerCluster = 0;
-      let trafficRunning = true;
-      const traffic = (async () => {
+      traffic = (async () => {
         let hour = 1;
         // Counted back from one hour read once: a boundary mid-run must not give two iterations one window.
         const baseHour = Math.floor(Date.now() / 3_600_000) * 3_600_000;
@@ -367,6 +386,9 @@ test(
       process.stderr.write(`mqtt adversarial failed; replay with KN_ADVERSARIAL_SEED=${SEED}\n`);
       throw error;
     } finally {
+      // A failure above must not leave the traffic running into the next test (its operators are closed).
+      trafficRunning = false;
+      await traffic.catch(() => undefined);
       await world.close();
     }
   },

@@ -2,7 +2,7 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createBroker, type Broker } from "../../broker/broker.ts";
+import { type Broker, type BrokerLimits, createBroker } from "../../broker/broker.ts";
 import { createEmbeddedBus } from "../../manager/bus/embedded.ts";
 import { openSqliteStore } from "../../manager/store/sqlite.ts";
 import type { ClusterRow, Store } from "../../manager/store/store.ts";
@@ -58,7 +58,13 @@ export interface SyncWorld {
 }
 
 export async function createSyncWorld(
-  options: { heartbeatIntervalMs?: number; restartGraceMs?: number; commandTimeoutMs?: number } = {},
+  options: {
+    heartbeatIntervalMs?: number;
+    restartGraceMs?: number;
+    commandTimeoutMs?: number;
+    /** Over the fixture's broker limits (256 KiB payloads, 50,000 publishes/s). */
+    brokerLimits?: Partial<BrokerLimits>;
+  } = {},
 ): Promise<SyncWorld> {
   const logger = createMemoryLogger("info");
   const dir = await mkdtemp(join(tmpdir(), "kn-sync-"));
@@ -72,7 +78,7 @@ export async function createSyncWorld(
     certPem: pki.server.certPem,
     keyPem: pki.server.keyPem,
     isClusterAllowed: async (id) => (await store.clusters.getById(id)) !== null,
-    limits: { maxPayloadBytes: 256 * 1024, publishRatePerSecond: 50_000 },
+    limits: { maxPayloadBytes: 256 * 1024, publishRatePerSecond: 50_000, ...options.brokerLimits },
     logger,
   });
   const bus = createEmbeddedBus({ broker, logger });
