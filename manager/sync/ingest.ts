@@ -160,12 +160,27 @@ export function createIngest(options: IngestOptions): Ingest {
   let acking: Promise<void> = Promise.resolve();
   const unsubscribes: Unsubscribe[] = [];
 
+  /**
+   * `Date.parse` of a window bound, remembered: hourly windows repeat across every tenant and cluster, and parsing
+   * an ISO time was ~2% of ingest's CPU under load. Bounded: cleared at 4,096 distinct strings.
+   */
+  const parsedTimes = new Map<string, number>();
+  function timeOf(iso: string): number {
+    let ms = parsedTimes.get(iso);
+    if (ms === undefined) {
+      ms = Date.parse(iso);
+      if (parsedTimes.size >= 4096) parsedTimes.clear();
+      parsedTimes.set(iso, ms);
+    }
+    return ms;
+  }
+
   function classifyUsage(
     envelope: Envelope<"usage">,
     now: number,
   ): { reason: string } | { adjustment: boolean } {
-    const start = Date.parse(envelope.body.windowStart);
-    const end = Date.parse(envelope.body.windowEnd);
+    const start = timeOf(envelope.body.windowStart);
+    const end = timeOf(envelope.body.windowEnd);
     if (!(end > start) || end - start > policy.maxWindowMs) return { reason: "bad_window" };
     if (start > now + policy.futureSkewMs) return { reason: "future" };
     if (end < now - policy.maxAgeMs) return { reason: "too_old" };
