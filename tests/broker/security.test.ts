@@ -86,6 +86,30 @@ function logged(h: Harness, msg: string): Array<Record<string, unknown>> {
   return h.logger.records.filter((r) => r.msg === msg);
 }
 
+/** A raw mutual-TLS socket as `id` that reads (and keeps) what the broker sends; `closed` flips on close. */
+async function rawSocket(h: Harness, id: string) {
+  const tls = await import("node:tls");
+  const identity = await h.pki.identity(id);
+  const socket = tls.connect({
+    host: "127.0.0.1",
+    port: h.broker.port,
+    ca: h.pki.ca.certificatePem,
+    cert: identity.certificatePem,
+    key: identity.privateKeyPem,
+  });
+  cleanups.push(async () => void socket.destroy());
+  const state = { socket, closed: false, received: Buffer.alloc(0) };
+  socket.on("error", () => {});
+  socket.on("data", (data: Buffer) => {
+    state.received = Buffer.concat([state.received, data]);
+  });
+  socket.on("close", () => {
+    state.closed = true;
+  });
+  await new Promise((resolve) => socket.once("secureConnect", resolve));
+  return state;
+}
+
 describe("broker: who may connect", () => {
   test("an enrolled operator connects, publishes to the Manager and receives its desired state", async () => {
     const h = await start();
@@ -369,23 +393,9 @@ describe("broker: topic ACL", () => {
 
   test("malformed bytes on a TLS connection end that connection only", async () => {
     const h = await start();
-    const tls = await import("node:tls");
-    const identity = await h.pki.identity(A);
-    const socket = tls.connect({
-      host: "127.0.0.1",
-      port: h.broker.port,
-      ca: h.pki.ca.certificatePem,
-      cert: identity.certificatePem,
-      key: identity.privateKeyPem,
-    });
-    socket.on("error", () => {});
-    await new Promise((resolve) => socket.once("secureConnect", resolve));
-    let ended = false;
-    socket.on("close", () => {
-      ended = true;
-    });
-    socket.write(Buffer.from([0x10, 0xff, 0xff, 0xff, 0xff, 0x7f, 0x00, 0x01])); // CONNECT, invalid length
-    await waitFor(() => ended, 3000, "the broker to drop the garbage connection");
+    const raw = await rawSocket(h, A);
+    raw.socket.write(Buffer.from([0x10, 0xff, 0xff, 0xff, 0xff, 0x7f, 0x00, 0x01])); // CONNECT, invalid length
+    await waitFor(() => raw.closed, 3000, "the broker to drop the garbage connection");
     const client = await operator(h, B);
     expect(client.connected).toBe(true);
   });
@@ -395,30 +405,6 @@ describe("broker: packets refused at their fixed header", () => {
   // Each test sends a header that claims a body and never sends it: without the header-time limits the broker
   // waits for the body (buffering whatever comes) until the connect timeout or keepalive, both far beyond 3 s.
   const patient = { connectTimeoutMs: 60_000 } as const;
-
-  /** A raw mutual-TLS socket as `id` that reads (and keeps) what the broker sends; `closed` flips on close. */
-  async function rawSocket(h: Harness, id: string) {
-    const tls = await import("node:tls");
-    const identity = await h.pki.identity(id);
-    const socket = tls.connect({
-      host: "127.0.0.1",
-      port: h.broker.port,
-      ca: h.pki.ca.certificatePem,
-      cert: identity.certificatePem,
-      key: identity.privateKeyPem,
-    });
-    cleanups.push(async () => void socket.destroy());
-    const state = { socket, closed: false, received: Buffer.alloc(0) };
-    socket.on("error", () => {});
-    socket.on("data", (data: Buffer) => {
-      state.received = Buffer.concat([state.received, data]);
-    });
-    socket.on("close", () => {
-      state.closed = true;
-    });
-    await new Promise((resolve) => socket.once("secureConnect", resolve));
-    return state;
-  }
 
   /** CONNECT (MQTT 3.1.1, clean session, keepalive 60 s) for client id `id`. */
   function connectPacket(id: string): Buffer {
