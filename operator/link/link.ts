@@ -25,6 +25,15 @@ import {
 import { type Channel, MANAGER_TO_OPERATOR, parseTopic, topicFor } from "../../shared/topics.ts";
 import type { Outbox, OutboxInput, ReportClass } from "./outbox.ts";
 
+/**
+ * Reports from the outbox go at QoS 0. Their delivery rests on the outbox and the Manager's `acks`, sent only
+ * after a commit (DESIGN.md §3: a PUBACK is not a commit and the broker may lose anything): a report not acked
+ * within `resendAfterMs` is sent again, whatever the MQTT QoS. A QoS 1 PUBACK per report added nothing to that
+ * and cost a quarter of the CPU per report on both ends (docs/benchmarks.md, seventh pass). `hello`, heartbeats
+ * and the retained presence stay QoS 1: they are not in the outbox.
+ */
+const REPORT_QOS = 0;
+
 /** Whether DEBUG may ask for mqtt.js's packet traces (it names mqttjs or a wildcard): then `debug` decides. */
 const mqttTracing = /mqttjs|\*/.test(process.env.DEBUG ?? "");
 const noTrace = (): void => {};
@@ -73,7 +82,7 @@ export interface OperatorLinkOptions {
   keepaliveSeconds?: number;
   flushIntervalMs?: number;
   resendAfterMs?: number;
-  /** Unacknowledged QoS1 publishes at once; small, because Mosquitto 2.0.11 stalls with many (NOTES.md). */
+  /** Report publishes not yet written to the socket, at most (the unacked window below is the real bound). */
   maxInFlight?: number;
   /**
    * Reports published but not yet confirmed by the Manager's `acks` (within `resendAfterMs`), at most. A PUBACK
@@ -461,8 +470,8 @@ export function createOperatorLink(options: OperatorLinkOptions): OperatorLink {
   }
 
   /**
-   * Publishes due outbox rows within two windows: PUBACKs outstanding (`maxInFlight`) and reports not yet acked
-   * by the Manager (`maxUnacked`), so a backlog drains at the rate the Manager commits. Rows stay until acked
+   * Publishes due outbox rows within two windows: publishes not yet written (`maxInFlight`) and reports not yet
+   * acked by the Manager (`maxUnacked`), so a backlog drains at the rate the Manager commits. Rows stay until acked
    * and are resent if not. Called from timers and publish callbacks, so an outbox error (a full disk, a locked or
    * closed file) is logged, never thrown: the rows stay in the outbox and the next flush tries again.
    */
@@ -472,6 +481,22 @@ export function createOperatorLink(options: OperatorLinkOptions): OperatorLink {
     } catch (error) {
       log.error("outbox read failed; retrying on the next flush", { err: error });
     }
+  }
+
+  /**
+   * A flush on the next turn, at most one waiting. A QoS 0 publish may call back before `publish` returns:
+   * flushing from there re-entered `flushDue` in the middle of its loop, before that round's rows were counted
+   * as unacked, so rounds piled into one another past the window (one operator sent ~200 at a time while the
+   * Manager idled at a fifth of the machine).
+   */
+  let flushPending = false;
+  function flushSoon(): void {
+    if (flushPending) return;
+    flushPending = true;
+    setImmediate(() => {
+      flushPending = false;
+      if (!stopped) flush();
+    });
   }
 
   function flushDue(): void {
@@ -498,11 +523,11 @@ export function createOperatorLink(options: OperatorLinkOptions): OperatorLink {
       unacked.delete(row.id); // a resend moves to the back
       unacked.set(row.id, sentAt);
       inFlight++;
-      current.publish(topic(row.channel), row.payload, { qos: 1 }, (error) => {
+      current.publish(topic(row.channel), row.payload, { qos: REPORT_QOS }, (error) => {
         inFlight--;
         if (error) log.debug("publish failed; the outbox resends it", { err: error });
         else stats.published++;
-        if (inFlight < maxInFlight / 2) flush();
+        if (inFlight < maxInFlight / 2) flushSoon();
       });
     }
   }
