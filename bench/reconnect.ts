@@ -96,6 +96,9 @@ export async function run(): Promise<void> {
   // sessions that ended are connection attempts the storm wasted (a link gave up on its CONNACK and retried).
   const managerStats = await manager.child.request<{
     broker?: { connections: Record<string, unknown> };
+    ingest?: { batches: number; committed: number };
+    clusterWriter?: { batches: number; rows: number };
+    dispatcher?: Record<string, number>;
     cpu?: { user: number; system: number };
   }>({ cmd: "stats" });
   await ops.close();
@@ -156,6 +159,12 @@ export async function run(): Promise<void> {
       curve,
       linkConnects: results.reduce((a, r) => a + (r.connects ?? 0), 0),
       managerConnections: managerStats.broker?.connections ?? null,
+      // Commits during the storm: report batches and cluster-row batches (each one fsync of the WAL).
+      ingestBatches: managerStats.ingest?.batches ?? null,
+      ingestCommitted: managerStats.ingest?.committed ?? null,
+      clusterWriterBatches: managerStats.clusterWriter?.batches ?? null,
+      clusterWriterRows: managerStats.clusterWriter?.rows ?? null,
+      dispatcher: managerStats.dispatcher ?? null,
       managerCpuMsPerReconnect: managerStats.cpu
         ? (managerStats.cpu.user + managerStats.cpu.system) / 1000 / Math.max(reconnected.length, 1)
         : null,
