@@ -99,10 +99,13 @@ describe("broker: handshake admission", () => {
   });
 
   test("a connection that would wait past the queue wait is shed on arrival, not after waiting", async () => {
-    const { pki, broker, logger } = await start({ handshakeQueueWaitMs: 1, handshakeTimeoutMs: 3_000 });
-    // One handshake teaches the listener how long one takes (on loopback: several ms, far above 1 ms).
+    // No queue wait at all: any learned handshake time is past it. (1 ms flaked: an idle machine can finish a
+    // loopback handshake in less, and the connection was then queued until the stalled one timed out.)
+    const { pki, broker, logger } = await start({ handshakeQueueWaitMs: 0, handshakeTimeoutMs: 3_000 });
+    // One handshake teaches the listener how long one takes, and frees its slot.
     const first = await operatorConnects(pki, broker, 3_000);
     expect(first.connected).toBe(true);
+    expect(broker.handshakes.inFlight).toBe(0);
     await endAll(first.client);
     await stalledClient(broker); // takes the only slot for 3 s
     await waitFor(() => broker.handshakes.inFlight === 1, 3_000, "stalled handshake in flight");
