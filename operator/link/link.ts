@@ -29,22 +29,10 @@ import type { Outbox, OutboxInput, ReportClass } from "./outbox.ts";
  * Reports from the outbox go at QoS 0. Their delivery rests on the outbox and the Manager's `acks`, sent only
  * after a commit (DESIGN.md §3: a PUBACK is not a commit and the broker may lose anything): a report not acked
  * within `resendAfterMs` is sent again, whatever the MQTT QoS. A QoS 1 PUBACK per report added nothing to that
- * and cost a quarter of the CPU per report on both ends (docs/benchmarks.md, seventh pass). `hello` and the
- * retained presence (`online` on connect, `offline` on stop and as the last will) stay QoS 1: they are not in the
- * outbox.
+ * and cost a quarter of the CPU per report on both ends (docs/benchmarks.md, seventh pass). `hello`, heartbeats
+ * and the retained presence stay QoS 1: they are not in the outbox.
  */
 const REPORT_QOS = 0;
-
-/**
- * Heartbeats go at QoS 0 and are not retained. A heartbeat is news only while it is fresh: one lost (only with
- * its connection, when the last will says `offline` anyway) is covered by the next, as staleness needs several
- * missed. Retained, each would replace the broker's stored presence (a store write per heartbeat) to say what the
- * connect-time `online` already says; at QoS 1 each cost a PUBACK. At 10,000 clusters every 10 s that is 1,000 of
- * each per second (docs/benchmarks.md, eighth pass).
- */
-const HEARTBEAT = { qos: 0, retain: false } as const;
-/** The connect-time presence: retained, so a Manager that (re)subscribes later learns who is online. */
-const ONLINE = { qos: 1, retain: true } as const;
 
 /** Whether DEBUG may ask for mqtt.js's packet traces (it names mqttjs or a wildcard): then `debug` decides. */
 const mqttTracing = /mqttjs|\*/.test(process.env.DEBUG ?? "");
@@ -651,11 +639,11 @@ export function createOperatorLink(options: OperatorLinkOptions): OperatorLink {
       );
       // Read our revision first, so the first heartbeat does not claim an older one.
       sendHello()
-        .then(() => next.publish(topic("presence"), presence("online"), ONLINE))
+        .then(() => next.publish(topic("presence"), presence("online"), { qos: 1, retain: true }))
         .catch((error) => log.warn("hello failed", { err: error }));
       clearTimers();
       heartbeatTimer = setInterval(() => {
-        if (next.connected) next.publish(topic("presence"), presence("online"), HEARTBEAT);
+        if (next.connected) next.publish(topic("presence"), presence("online"), { qos: 1, retain: true });
       }, heartbeatIntervalMs);
       flushTimer = setInterval(flush, flushIntervalMs);
       flush();

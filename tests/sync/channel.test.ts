@@ -290,40 +290,6 @@ describe("sync channel", () => {
     }
   });
 
-  test("presence: the connect-time online is retained at QoS 1, heartbeats are neither and keep the cluster connected", async () => {
-    const world = await createSyncWorld();
-    try {
-      const cluster = await world.addCluster("dc1");
-      const seen: Array<{ qos: number; retain: boolean; body: { state: string } }> = [];
-      world.broker.aedes.on("publish", (packet, client) => {
-        if (client?.id !== cluster.id || !packet.topic.endsWith("/presence")) return;
-        seen.push({
-          qos: packet.qos,
-          retain: packet.retain,
-          body: JSON.parse(packet.payload.toString()).body,
-        });
-      });
-      await world.operator(cluster.id, { heartbeatIntervalMs: 100 });
-      await waitFor("three heartbeats after the connect-time presence", () => seen.length >= 4, 5000);
-      expect(seen[0]).toMatchObject({ qos: 1, retain: true, body: { state: "online" } });
-      for (const heartbeat of seen.slice(1)) {
-        expect(heartbeat).toMatchObject({ qos: 0, retain: false, body: { state: "online" } });
-      }
-      // The broker still holds the connect-time online for a Manager that subscribes later.
-      const persistence = (world.broker.aedes as unknown as { persistence: any }).persistence;
-      const retained: string[] = [];
-      for await (const packet of persistence.createRetainedStreamCombi([
-        `kubenova/v1/clusters/${cluster.id}/presence`,
-      ])) {
-        retained.push(JSON.parse(Buffer.from(packet.payload).toString()).body.state);
-      }
-      expect(retained).toEqual(["online"]);
-      expect(world.channel.presence.stateOf(cluster.id)).toBe("connected");
-    } finally {
-      await world.close();
-    }
-  });
-
   test("invalid payloads are counted and dropped without harming the connection", async () => {
     const world = await createSyncWorld();
     try {
