@@ -27,6 +27,8 @@ export async function heldRss(options: {
   connected: number;
   seconds: number;
   share: number;
+  /** Server CPU per second of wall time while holding them idle (keepalives, heartbeats every 10 s). */
+  idleCpuMsPerSecond: number;
 }> {
   const dir = await tempDir("kn-bench-conn-");
   const server = await startServer({
@@ -71,10 +73,26 @@ export async function heldRss(options: {
   const seconds = (Date.now() - t0) / 1000;
   await Bun.sleep(smokeOr(200, 2000)); // let hellos, snapshots and first heartbeats settle
   const rss1 = await gc(server.child);
+  // Idle cost: two heartbeat intervals of nothing but keepalives and heartbeats.
+  const cpuOf = async () => {
+    const { cpu } = await server.child.request<{ cpu: { user: number; system: number } }>({ cmd: "stats" });
+    return (cpu.user + cpu.system) / 1000;
+  };
+  const idleFrom = { ms: await cpuOf(), at: performance.now() };
+  await Bun.sleep(smokeOr(500, 20_000));
+  const idleCpuMsPerSecond = ((await cpuOf()) - idleFrom.ms) / ((performance.now() - idleFrom.at) / 1000);
   await close();
   await server.child.kill();
   await dir.remove();
-  return { perConnection: (rss1 - rss0) / Math.max(connected, 1), rss0, rss1, connected, seconds, share };
+  return {
+    perConnection: (rss1 - rss0) / Math.max(connected, 1),
+    rss0,
+    rss1,
+    connected,
+    seconds,
+    share,
+    idleCpuMsPerSecond,
+  };
 }
 
 const smokeOr = (small: number, full: number) => (smoke ? small : full);
@@ -125,6 +143,17 @@ export async function run(): Promise<void> {
             },
           ]
         : []),
+      {
+        measure: `Manager CPU holding ${fmt.n(full.connected)} idle operators (heartbeats every 10 s)`,
+        baseline: `raw Aedes ${baseline.idleCpuMsPerSecond.toFixed(1)} ms/s (keepalives only)`,
+        value: `${full.idleCpuMsPerSecond.toFixed(1)} ms/s = ${fmt.n(
+          (full.idleCpuMsPerSecond * 1000) / Math.max(full.connected / 10, 1),
+        )} µs per heartbeat`,
+        ratio: "–",
+        target: "– (diagnostic)",
+        pass: null,
+        generatorCpuShare: null,
+      },
       {
         measure: "growth of Manager memory with clusters",
         baseline: "–",
