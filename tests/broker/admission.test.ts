@@ -99,8 +99,8 @@ describe("broker: handshake admission", () => {
   });
 
   test("a connection that would wait past the queue wait is shed on arrival, not after waiting", async () => {
-    // No queue wait at all: any learned handshake time is past it. (1 ms flaked: an idle machine can finish a
-    // loopback handshake in less, and the connection was then queued until the stalled one timed out.)
+    // No queue wait at all: any learned handshake time is past it. (With 1 ms this took 3.0 s once, most likely
+    // a loopback handshake learned at under 1 ms, so the connection queued until the stalled one timed out.)
     const { pki, broker, logger } = await start({ handshakeQueueWaitMs: 0, handshakeTimeoutMs: 3_000 });
     // One handshake teaches the listener how long one takes, and frees its slot.
     const first = await operatorConnects(pki, broker, 3_000);
